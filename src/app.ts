@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import Router from '@koa/router';
+import Koa from 'koa';
+import mount from 'koa-mount';
+import type Provider from 'oidc-provider';
+import type { Logger } from 'pino';
+
+import type { Config } from './config.js';
+import type { Database } from './db/database.js';
+import type { Csrf } from './http/csrf.js';
+import { errorHandler } from './http/errors.js';
+import { requestId } from './http/request-id.js';
+import { securityHeaders } from './http/security-headers.js';
+import type { Views } from './http/views.js';
+import { interactionRouter } from './interactions/router.js';
+import { VIEWS_DIR } from './paths.js';
+import type { CustomerService } from './services/customers.js';
+
+export interface AppDeps {
+  readonly config: Config;
+  readonly database: Database;
+  readonly provider: Provider;
+  readonly customers: CustomerService;
+  readonly views: Views;
+  readonly csrf: Csrf;
+  readonly cookieKeys: string[];
+  readonly log: Logger;
+}
+
+const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'utf8');
+
+/**
+ * The public application. Middleware order, top to bottom:
+ *   1. request id          every response carries X-Request-Id
+ *   2. security headers    CSP, framing, no-store
+ *   3. error envelope      no internals in any response
+ *   4. health              /healthz (process), /readyz (database)
+ *   5. static              the one stylesheet
+ *   6. interactions        sign-in and consent pages (their own body parsing)
+ *   7. oidc-provider       every protocol endpoint; mounted last, no body parser before it
+ */
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa({ proxy: false });
+  // Same keys as oidc-provider's cookies.keys: the interaction routes read its signed cookies.
+  app.keys = deps.cookieKeys;
+  app.silent = true;
+
+  const health = new Router();
+  health.get('/healthz', (ctx) => { ctx.body = { status: 'ok' }; });
+  health.get('/readyz', async (ctx) => {
+    const ready = await deps.database.ping();
+    ctx.status = ready ? 200 : 503;
+    ctx.body = ready ? { status: 'ready' } : { error: { code: 'DATABASE_UNAVAILABLE', message: 'database unreachable', request_id: ctx.state.requestId } };
+  });
+  health.get('/static/portcullis.css', (ctx) => {
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = STYLESHEET;
+  });
+
+  const interactions = interactionRouter({ provider: deps.provider, customers: deps.customers, views: deps.views, csrf: deps.csrf });
+
+  app.use(requestId);
+  app.use(securityHeaders({ hsts: deps.config.tls !== undefined }));
+  app.use(errorHandler(deps.views, deps.log));
+  app.use(health.routes());
+  app.use(interactions.routes());
+  app.use(interactions.allowedMethods());
+  app.use(mount(deps.provider));
+  return app;
+}

@@ -1,0 +1,196 @@
+/**
+ * Environment → one frozen, validated Config. Every key is documented in README
+ * ("Configuration"). Parsing never reads the process environment directly: callers
+ * pass the environment in, so tests build as many configurations as they like.
+ *
+ * Invariant: an invalid value throws ConfigError whose message is one line naming the
+ * variable and what is expected, and never echoes a secret value.
+ */
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export interface Argon2Params {
+  /** memory cost in KiB (≥ 19456 = 19 MiB, the OWASP minimum for argon2id) */
+  readonly memoryCost: number;
+  /** iterations (≥ 2) */
+  readonly timeCost: number;
+  readonly parallelism: number;
+}
+
+export interface TlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly clientCaFile: string | undefined;
+}
+
+export interface Config {
+  readonly nodeEnv: string | undefined;
+  readonly production: boolean;
+  /** address both listeners bind to; 127.0.0.1 unless HOST says otherwise */
+  readonly host: string;
+  readonly port: number;
+  readonly adminPort: number;
+  readonly issuer: string;
+  /** undefined → embedded PGlite in dataDir */
+  readonly databaseUrl: string | undefined;
+  readonly databasePoolMax: number;
+  readonly dataDir: string;
+  /** base64 of 32 bytes; undefined only outside production (then generated into dataDir) */
+  readonly masterKey: string | undefined;
+  readonly ssa: { readonly issuer: string; readonly jwksUri: string } | undefined;
+  readonly tls: TlsConfig | undefined;
+  readonly trustedProxyCertHeader: string | undefined;
+  readonly redisUrl: string | undefined;
+  readonly fetchAllowPrivateNetworks: boolean;
+  readonly logLevel: string;
+  readonly argon2: Argon2Params;
+  /** seconds an access token lives */
+  readonly accessTokenTtl: number;
+  /** seconds a refresh token (and the grant behind it) lives */
+  readonly refreshTokenTtl: number;
+  /** seconds between sweeps of expired rows */
+  readonly sweepIntervalSeconds: number;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function fail(name: string, expected: string): never {
+  throw new ConfigError(`${name}: expected ${expected}`);
+}
+
+function text(env: Env, name: string): string | undefined {
+  const value = env[name];
+  if (value === undefined || value.trim() === '') return undefined;
+  return value.trim();
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) fail(name, `an integer between ${min} and ${max}`);
+  const value = Number(raw);
+  if (value < min || value > max) fail(name, `an integer between ${min} and ${max}`);
+  return value;
+}
+
+function boolean(env: Env, name: string): boolean {
+  const raw = text(env, name);
+  if (raw === undefined) return false;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  return fail(name, '"true" or "false"');
+}
+
+function url(env: Env, name: string, protocols: readonly string[]): string | undefined {
+  const raw = text(env, name);
+  if (raw === undefined) return undefined;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    return fail(name, `a URL (${protocols.join(', ')})`);
+  }
+  if (!protocols.includes(parsed.protocol)) fail(name, `a URL (${protocols.join(', ')})`);
+  return raw;
+}
+
+function masterKey(env: Env): string | undefined {
+  const raw = text(env, 'MASTER_KEY');
+  if (raw === undefined) return undefined;
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(raw) || Buffer.from(raw, 'base64').length !== 32) {
+    fail('MASTER_KEY', 'base64 of exactly 32 bytes (e.g. `openssl rand -base64 32`)');
+  }
+  return raw;
+}
+
+function issuer(env: Env, port: number, production: boolean): string {
+  const raw = url(env, 'ISSUER', ['http:', 'https:']) ?? `http://localhost:${port}`;
+  const parsed = new URL(raw);
+  if (parsed.search || parsed.hash) fail('ISSUER', 'a URL without query or fragment');
+  if (production && parsed.protocol !== 'https:') fail('ISSUER', 'an https:// URL when NODE_ENV=production');
+  // The issuer is compared as a string everywhere (iss, aud of assertions): one spelling only.
+  return raw.endsWith('/') ? raw.slice(0, -1) : raw;
+}
+
+export function loadConfig(env: Env): Config {
+  const nodeEnv = text(env, 'NODE_ENV');
+  const production = nodeEnv === 'production';
+  const port = integer(env, 'PORT', 3000, 0, 65535);
+  const adminPort = integer(env, 'ADMIN_PORT', 3001, 0, 65535);
+  const databaseUrl = url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']);
+  const key = masterKey(env);
+
+  if (production && databaseUrl === undefined) {
+    fail('DATABASE_URL', 'a PostgreSQL URL when NODE_ENV=production (the embedded database is for evaluation only)');
+  }
+  if (production && key === undefined) {
+    fail('MASTER_KEY', 'base64 of 32 bytes when NODE_ENV=production');
+  }
+
+  const ssaIssuer = text(env, 'SSA_ISSUER');
+  const ssaJwksUri = url(env, 'SSA_JWKS_URI', ['http:', 'https:']);
+  if ((ssaIssuer === undefined) !== (ssaJwksUri === undefined)) {
+    fail(ssaIssuer === undefined ? 'SSA_ISSUER' : 'SSA_JWKS_URI', 'to be set together with the other of SSA_ISSUER / SSA_JWKS_URI');
+  }
+
+  const certFile = text(env, 'TLS_CERT_FILE');
+  const keyFile = text(env, 'TLS_KEY_FILE');
+  if ((certFile === undefined) !== (keyFile === undefined)) {
+    fail(certFile === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE', 'to be set together with the other of TLS_CERT_FILE / TLS_KEY_FILE');
+  }
+  const clientCaFile = text(env, 'TLS_CLIENT_CA_FILE');
+  if (clientCaFile !== undefined && certFile === undefined) {
+    fail('TLS_CLIENT_CA_FILE', 'TLS_CERT_FILE and TLS_KEY_FILE to be set as well');
+  }
+
+  const proxyHeader = text(env, 'TRUSTED_PROXY_CERT_HEADER');
+  if (proxyHeader !== undefined && !/^[A-Za-z0-9-]{1,64}$/.test(proxyHeader)) {
+    fail('TRUSTED_PROXY_CERT_HEADER', 'an HTTP header name (letters, digits, dashes)');
+  }
+
+  const fetchAllowPrivateNetworks = boolean(env, 'FETCH_ALLOW_PRIVATE_NETWORKS');
+  if (production && fetchAllowPrivateNetworks) {
+    fail('FETCH_ALLOW_PRIVATE_NETWORKS', 'false when NODE_ENV=production');
+  }
+
+  const logLevel = text(env, 'LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) fail('LOG_LEVEL', `one of ${LOG_LEVELS.join(', ')}`);
+
+  const host = text(env, 'HOST') ?? '127.0.0.1';
+  if (!/^[0-9A-Za-z.:-]{1,253}$/.test(host)) fail('HOST', 'an IP address or host name to bind to');
+
+  return Object.freeze({
+    nodeEnv,
+    production,
+    host,
+    port,
+    adminPort,
+    issuer: issuer(env, port, production),
+    databaseUrl,
+    databasePoolMax: integer(env, 'DATABASE_POOL_MAX', 10, 1, 1000),
+    dataDir: text(env, 'DATA_DIR') ?? './data',
+    masterKey: key,
+    ssa: ssaIssuer !== undefined && ssaJwksUri !== undefined
+      ? Object.freeze({ issuer: ssaIssuer, jwksUri: ssaJwksUri })
+      : undefined,
+    tls: certFile !== undefined && keyFile !== undefined
+      ? Object.freeze({ certFile, keyFile, clientCaFile })
+      : undefined,
+    trustedProxyCertHeader: proxyHeader?.toLowerCase(),
+    redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    fetchAllowPrivateNetworks,
+    logLevel,
+    argon2: Object.freeze({
+      memoryCost: integer(env, 'ARGON2_MEMORY_KIB', 19456, 19456, 4194304),
+      timeCost: integer(env, 'ARGON2_TIME_COST', 2, 2, 100),
+      parallelism: integer(env, 'ARGON2_PARALLELISM', 1, 1, 16),
+    }),
+    accessTokenTtl: integer(env, 'ACCESS_TOKEN_TTL', 600, 30, 86400),
+    refreshTokenTtl: integer(env, 'REFRESH_TOKEN_TTL', 90 * 86400, 60, 180 * 86400),
+    sweepIntervalSeconds: integer(env, 'SWEEP_INTERVAL_SECONDS', 60, 1, 86400),
+  });
+}

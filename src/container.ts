@@ -1,0 +1,105 @@
+import { PGlite } from '@electric-sql/pglite';
+import Provider from 'oidc-provider';
+import type { Logger } from 'pino';
+
+import type { Config } from './config.js';
+import { openDatabase, type Database } from './db/database.js';
+import { migrateToLatest } from './db/migrate.js';
+import { Csrf } from './http/csrf.js';
+import { createViews, type Views } from './http/views.js';
+import { createLogger } from './logger.js';
+import { buildProviderConfiguration } from './oidc/configuration.js';
+import { ClientService } from './services/clients.js';
+import { CustomerService } from './services/customers.js';
+import { KeyService } from './services/keys.js';
+import { PasswordHasher } from './services/passwords.js';
+import { loadOrCreateDevMasterKey, SecretBox } from './services/secret-box.js';
+import { ServerSecrets } from './services/server-secrets.js';
+import { Sweeper } from './services/sweeper.js';
+
+/**
+ * Composition root: the one place that builds the database, services and provider.
+ * No module-level singletons: every call builds an independent instance.
+ */
+export interface Container {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly database: Database;
+  readonly customers: CustomerService;
+  readonly clients: ClientService;
+  readonly keys: KeyService;
+  readonly sweeper: Sweeper;
+  readonly provider: Provider;
+  readonly views: Views;
+  readonly csrf: Csrf;
+  readonly cookieKeys: string[];
+  close(): Promise<void>;
+}
+
+export interface ContainerOptions {
+  readonly log?: Logger;
+  readonly now?: () => Date;
+  /** an open PGlite to use instead of DATA_DIR (tests) */
+  readonly pglite?: PGlite;
+}
+
+export function resolveMasterKey(config: Config): SecretBox {
+  return new SecretBox(config.masterKey ?? loadOrCreateDevMasterKey(config.dataDir));
+}
+
+/** Opens the database and brings its schema up to date. */
+export async function openMigratedDatabase(config: Config, pglite?: PGlite): Promise<Database> {
+  const database = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.databasePoolMax, pglite });
+  try {
+    await migrateToLatest(database.db);
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  return database;
+}
+
+export async function buildContainer(config: Config, options: ContainerOptions = {}): Promise<Container> {
+  const log = options.log ?? createLogger(config.logLevel);
+  const now = options.now ?? (() => new Date());
+  const box = resolveMasterKey(config);
+  const database = await openMigratedDatabase(config, options.pglite);
+  try {
+    const { db } = database;
+    const secrets = new ServerSecrets(db, box);
+    const keys = new KeyService(db, box);
+    await keys.ensureSigningKeys();
+    const cookieKeys = [await secrets.get('cookie_key')];
+    const dpopNonceSecret = Buffer.from(await secrets.get('dpop_nonce'), 'base64url');
+    const csrf = new Csrf(await secrets.get('csrf_key'));
+
+    const passwords = new PasswordHasher(config.argon2);
+    const customers = new CustomerService(db, passwords);
+    const views = createViews();
+    // The provider validates client metadata; the client store is needed to build it.
+    let provider: Provider | undefined;
+    const clients = new ClientService(db, box, async (metadata) => {
+      if (provider === undefined) throw new Error('provider not ready');
+      await provider.Client.validate(metadata as never);
+    });
+    provider = new Provider(config.issuer, buildProviderConfiguration({
+      config, db, clients, customers, views, now,
+      jwks: (await keys.providerJwks()) as never,
+      cookieKeys,
+      dpopNonceSecret,
+    }));
+    provider.proxy = false;
+    const sweeper = new Sweeper(db, log, now);
+
+    return {
+      config, log, database, customers, clients, keys, sweeper, provider, views, csrf, cookieKeys,
+      async close() {
+        sweeper.stop();
+        await database.close();
+      },
+    };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}

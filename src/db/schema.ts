@@ -1,0 +1,76 @@
+import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+
+/** Row types of the tables created in migrations/. Keep in step with them. */
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+
+export interface UsersTable {
+  id: Generated<string>;
+  username: string;
+  password_hash: string;
+  name: string | null;
+  email: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface BankAccountsTable {
+  id: string;
+  user_id: string;
+  name: string;
+  iban: string;
+  currency: string;
+  /** numeric: read back as a decimal string, never a float */
+  balance: ColumnType<string, string | undefined, string>;
+  created_at: Timestamp;
+}
+
+export interface ClientsTable {
+  client_id: string;
+  metadata: JSONColumnType<Record<string, unknown>>;
+  secret_enc: string | null;
+  kind: 'tpp' | 'resource_server';
+  profile: 'fapi2' | 'oidc';
+  software_id: string | null;
+  disabled_at: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface OidcModelsTable {
+  model: string;
+  key: string;
+  payload: JSONColumnType<Record<string, unknown>>;
+  grant_id: string | null;
+  uid: string | null;
+  user_code: string | null;
+  expires_at: NullableTimestamp;
+  consumed_at: NullableTimestamp;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  state: 'published' | 'active' | 'retired' | 'removed';
+  public_jwk: JSONColumnType<Record<string, unknown>>;
+  private_jwk_enc: string;
+  created_at: Timestamp;
+  activated_at: NullableTimestamp;
+  retired_at: NullableTimestamp;
+}
+
+export interface ServerSecretsTable {
+  name: string;
+  value_enc: string;
+  created_at: Timestamp;
+}
+
+export interface DB {
+  users: UsersTable;
+  bank_accounts: BankAccountsTable;
+  clients: ClientsTable;
+  oidc_models: OidcModelsTable;
+  signing_keys: SigningKeysTable;
+  server_secrets: ServerSecretsTable;
+}

@@ -1,0 +1,75 @@
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { readFileSync } from 'node:fs';
+
+import { createApp } from './app.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { buildContainer } from './container.js';
+import { acquireDataDirLock } from './db/data-dir-lock.js';
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => { server.off('error', reject); resolve(); });
+  });
+}
+
+function createServer(config: Config, handler: ReturnType<ReturnType<typeof createApp>['callback']>): Server {
+  const server = config.tls === undefined
+    ? createHttpServer(handler)
+    : createHttpsServer({
+      cert: readFileSync(config.tls.certFile),
+      key: readFileSync(config.tls.keyFile),
+      ...(config.tls.clientCaFile === undefined ? {} : { ca: readFileSync(config.tls.clientCaFile), requestCert: true, rejectUnauthorized: false }),
+    }, handler);
+  // Bounds against slow clients (slowloris): headers, whole request, idle keep-alive.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  server.keepAliveTimeout = 5_000;
+  return server;
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`portcullis: configuration error: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+
+  const releaseLock = config.databaseUrl === undefined ? acquireDataDirLock(config.dataDir) : () => undefined;
+  const container = await buildContainer(config);
+  const { log } = container;
+  const app = createApp(container);
+  const server = createServer(config, app.callback());
+  await listen(server, config.port, config.host);
+  container.sweeper.start(config.sweepIntervalSeconds);
+  log.info({ issuer: config.issuer, port: config.port, host: config.host, database: container.database.kind }, 'portcullis listening');
+  if (container.database.kind === 'pglite') {
+    log.warn({ dataDir: config.dataDir }, 'using the embedded database: for evaluation only (set DATABASE_URL for PostgreSQL)');
+  }
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'draining');
+    // Stop accepting, let in-flight requests finish, then close the database.
+    server.close(() => {
+      void container.close().finally(() => { releaseLock(); process.exit(0); });
+    });
+    server.closeIdleConnections();
+    setTimeout(() => { server.closeAllConnections(); }, 10_000).unref();
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`portcullis: failed to start: ${error instanceof Error ? error.message : 'unknown error'}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,185 @@
+import type { Configuration, KoaContextWithOIDC, UnknownObject } from 'oidc-provider';
+import { errors } from 'oidc-provider';
+
+import type { Config } from '../config.js';
+import type { Views } from '../http/views.js';
+import type { ClientStore } from '../services/clients.js';
+import { KIND_METADATA, PROFILE_METADATA } from '../services/clients.js';
+import type { CustomerService } from '../services/customers.js';
+import { SIGNING_ALGS } from '../services/keys.js';
+import { ACR_VALUES } from './acr.js';
+import { createAdapterFactory } from './adapter.js';
+import type { Executor } from '../db/database.js';
+import { buildInteractionPolicy } from './policy.js';
+
+export interface ProviderDeps {
+  readonly config: Config;
+  readonly db: Executor;
+  readonly clients: ClientStore;
+  readonly customers: CustomerService;
+  readonly views: Views;
+  readonly jwks: { keys: UnknownObject[] };
+  readonly cookieKeys: string[];
+  readonly dpopNonceSecret: Buffer;
+  readonly now: () => Date;
+}
+
+/** Signing algorithms for everything we sign or accept signed (FAPI 2.0: no RS256, HS*, none). */
+const ALGS = [...SIGNING_ALGS];
+
+/** Scopes we understand (DESIGN §3). */
+export const SCOPES = [
+  'openid', 'profile', 'email', 'offline_access',
+  'accounts', 'payments',
+  'grant_management_query', 'grant_management_revoke',
+];
+
+/** Human descriptions of scopes, for the consent page. */
+export const SCOPE_DESCRIPTIONS: Readonly<Record<string, string>> = Object.freeze({
+  openid: 'Confirm who you are',
+  profile: 'See your name',
+  email: 'See your email address',
+  offline_access: 'Keep access while you are not using the app',
+  accounts: 'See the accounts you choose, with their balances and transactions',
+  payments: 'Start a payment from your account',
+  grant_management_query: 'Check the status of this consent',
+  grant_management_revoke: 'Withdraw this consent on your behalf',
+});
+
+function clientMetadata(ctx: KoaContextWithOIDC, name: string): unknown {
+  return (ctx.oidc.client as unknown as Record<string, unknown> | undefined)?.[name];
+}
+
+function isResourceServer(client: unknown): boolean {
+  return (client as Record<string, unknown> | undefined)?.[KIND_METADATA] === 'resource_server';
+}
+
+export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
+  const { config, customers, views } = deps;
+
+  return {
+    adapter: createAdapterFactory({ db: deps.db, clients: deps.clients, now: deps.now }),
+    jwks: deps.jwks as Configuration['jwks'],
+    cookies: {
+      keys: deps.cookieKeys,
+      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      short: { httpOnly: true, sameSite: 'lax', signed: true },
+    },
+    acrValues: [...ACR_VALUES],
+    // acr/amr/auth_time ride with `openid` so every ID token says how the customer
+    // authenticated (oidc-provider drops claims that no granted scope or request names).
+    claims: {
+      openid: ['sub', 'acr', 'amr', 'auth_time'],
+      profile: ['name'],
+      email: ['email'],
+      sid: null,
+      iss: null,
+    },
+    scopes: SCOPES,
+    responseTypes: ['code'],
+    clientAuthMethods: ['private_key_jwt', 'client_secret_basic'],
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'private_key_jwt',
+      id_token_signed_response_alg: 'PS256',
+    },
+    enabledJWA: {
+      clientAuthSigningAlgValues: ALGS,
+      idTokenSigningAlgValues: ALGS,
+      requestObjectSigningAlgValues: ALGS,
+      userinfoSigningAlgValues: ALGS,
+      introspectionSigningAlgValues: ALGS,
+      authorizationSigningAlgValues: ALGS,
+      dPoPSigningAlgValues: ['ES256', 'PS256', 'EdDSA'],
+    },
+    extraClientMetadata: {
+      properties: [PROFILE_METADATA, KIND_METADATA],
+      validator(_ctx, key, value) {
+        if (key === PROFILE_METADATA && value !== undefined && value !== 'fapi2' && value !== 'oidc') {
+          throw new errors.InvalidClientMetadata(`${PROFILE_METADATA} must be fapi2 or oidc`);
+        }
+        if (key === KIND_METADATA && value !== undefined && value !== 'tpp' && value !== 'resource_server') {
+          throw new errors.InvalidClientMetadata(`${KIND_METADATA} must be tpp or resource_server`);
+        }
+      },
+    },
+    pkce: { required: () => true },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Resource servers may introspect any token; a client only its own.
+        allowedPolicy: async (ctx, client, token) => isResourceServer(client) || token.clientId === client.clientId,
+      },
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (ctx, client, token) => isResourceServer(client) || token.clientId === client.clientId,
+      },
+      userinfo: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: true, allowUnregisteredRedirectUris: false },
+      dPoP: { enabled: true, nonceSecret: deps.dpopNonceSecret },
+      fapi: {
+        enabled: true,
+        profile: (ctx, client) => ((client as unknown as Record<string, unknown> | undefined)?.[PROFILE_METADATA] === 'fapi2' ? '2.0' : undefined),
+      },
+      rpInitiatedLogout: { enabled: true },
+    },
+    ttl: {
+      AuthorizationCode: 60,
+      PushedAuthorizationRequest: 90,
+      AccessToken: config.accessTokenTtl,
+      ClientCredentials: config.accessTokenTtl,
+      RefreshToken: config.refreshTokenTtl,
+      // A grant is the consent: it must outlive every refresh token issued under it.
+      Grant: config.refreshTokenTtl,
+      IdToken: 300,
+      Interaction: 600,
+      Session: 3600,
+    },
+    rotateRefreshToken: false,
+    // API consents are not browser sessions: signing out of the bank does not cut off the TPP.
+    expiresWithSession: () => false,
+    allowOmittingSingleRegisteredRedirectUri: false,
+    interactions: {
+      policy: buildInteractionPolicy(),
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    async findAccount(_ctx, sub) {
+      const profile = await customers.profile(sub);
+      if (profile === undefined) return undefined;
+      return {
+        accountId: profile.id,
+        async claims() {
+          return {
+            sub: profile.id,
+            ...(profile.name === null ? {} : { name: profile.name }),
+            ...(profile.email === null ? {} : { email: profile.email }),
+          };
+        },
+      };
+    },
+    // Introspection reports how the customer authenticated and which consent backs the token.
+    async extraTokenClaims(ctx, token) {
+      const source = (ctx?.oidc.entities.AuthorizationCode ?? ctx?.oidc.entities.RefreshToken) as { acr?: string; amr?: string[] } | undefined;
+      const grantId = (token as { grantId?: string }).grantId;
+      return {
+        ...(source?.acr === undefined ? {} : { acr: source.acr }),
+        ...(source?.amr === undefined ? {} : { amr: source.amr }),
+        ...(grantId === undefined ? {} : { grant_id: grantId }),
+      };
+    },
+    async renderError(ctx, out) {
+      ctx.type = 'html';
+      const described = typeof out.error_description === 'string' ? out.error_description : 'The request could not be completed.';
+      ctx.body = views.render('error', {
+        title: 'This request cannot be completed',
+        message: `${out.error}: ${described}`,
+        requestId: String(ctx.state.requestId ?? ''),
+      });
+    },
+  };
+}
+
+export { clientMetadata };

@@ -1,0 +1,180 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+
+import type { Db } from '../db/database.js';
+import * as clientsRepo from '../db/repositories/clients.js';
+import type { ClientRecord } from '../db/repositories/clients.js';
+import { ConflictError, NotFoundError, ValidationError } from './errors.js';
+import type { SecretBox } from './secret-box.js';
+
+/** What oidc-provider's Client adapter needs. */
+export interface ClientStore {
+  findProviderMetadata(clientId: string): Promise<Record<string, unknown> | undefined>;
+  saveProviderMetadata(clientId: string, metadata: Record<string, unknown>): Promise<void>;
+  deleteClient(clientId: string): Promise<void>;
+}
+
+export type ClientProfile = 'fapi2' | 'oidc';
+/** Metadata members Portcullis adds from its own columns; never accepted from input. */
+export const PROFILE_METADATA = 'portcullis_profile';
+export const KIND_METADATA = 'portcullis_kind';
+
+/** Validates metadata the way oidc-provider will when it loads the client. */
+export type MetadataValidator = (metadata: Record<string, unknown>) => Promise<void>;
+
+const SECRET_PURPOSE = 'client_secret';
+
+/**
+ * Client metadata an operator may set with `portcullis client create`. Anything else is
+ * rejected (our own API is strict; RFC 7591 registration has its own rules).
+ */
+const OPERATOR_METADATA = new Set([
+  'client_id', 'client_name', 'redirect_uris', 'post_logout_redirect_uris', 'jwks', 'jwks_uri',
+  'token_endpoint_auth_method', 'token_endpoint_auth_signing_alg', 'grant_types', 'scope',
+  'dpop_bound_access_tokens', 'id_token_signed_response_alg', 'logo_uri', 'client_uri',
+  'policy_uri', 'tos_uri', 'contacts', 'profile',
+]);
+
+const FAPI2_AUTH_METHODS = new Set(['private_key_jwt']);
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+export interface CreatedClient {
+  client_id: string;
+  client_name: string | undefined;
+  profile: ClientProfile;
+  metadata: Record<string, unknown>;
+}
+
+export class ClientService implements ClientStore {
+  readonly #db: Db;
+  readonly #secrets: SecretBox;
+  readonly #validate: MetadataValidator;
+
+  constructor(db: Db, secrets: SecretBox, validate: MetadataValidator) {
+    this.#db = db;
+    this.#secrets = secrets;
+    this.#validate = validate;
+  }
+
+  /**
+   * Creates a TPP client. Defaults are the FAPI 2.0 choices: private_key_jwt, DPoP-bound
+   * tokens, pushed authorization requests, code flow, PS256 ID tokens.
+   */
+  async createClient(input: unknown): Promise<CreatedClient> {
+    if (!isPlainObject(input)) throw new ValidationError('INVALID_CLIENT_METADATA', 'client metadata must be a JSON object');
+    for (const key of Object.keys(input)) {
+      if (!OPERATOR_METADATA.has(key)) throw new ValidationError('INVALID_CLIENT_METADATA', `unknown client metadata member: ${JSON.stringify(key).slice(0, 80)}`);
+    }
+    const { profile: profileInput, client_id: clientIdInput, ...rest } = input;
+    const profile: ClientProfile = profileInput === undefined ? 'fapi2' : (profileInput as ClientProfile);
+    if (profile !== 'fapi2' && profile !== 'oidc') throw new ValidationError('INVALID_CLIENT_METADATA', 'profile must be "fapi2" or "oidc"');
+    if (clientIdInput !== undefined && (typeof clientIdInput !== 'string' || !/^[A-Za-z0-9._-]{3,128}$/.test(clientIdInput))) {
+      throw new ValidationError('INVALID_CLIENT_METADATA', 'client_id must be 3–128 characters: letters, digits, ".", "_", "-"');
+    }
+
+    const metadata: Record<string, unknown> = {
+      token_endpoint_auth_method: 'private_key_jwt',
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      dpop_bound_access_tokens: true,
+      require_pushed_authorization_requests: true,
+      id_token_signed_response_alg: 'PS256',
+      ...rest,
+    };
+    if (!FAPI2_AUTH_METHODS.has(String(metadata.token_endpoint_auth_method))) {
+      throw new ValidationError('INVALID_CLIENT_METADATA', 'token_endpoint_auth_method must be private_key_jwt');
+    }
+    if (metadata.dpop_bound_access_tokens !== true) {
+      throw new ValidationError('INVALID_CLIENT_METADATA', 'dpop_bound_access_tokens must be true: every token is sender-constrained');
+    }
+    if (metadata.jwks === undefined && metadata.jwks_uri === undefined) {
+      throw new ValidationError('INVALID_CLIENT_METADATA', 'private_key_jwt needs jwks or jwks_uri');
+    }
+    const jwksKeys = (metadata.jwks as { keys?: unknown } | undefined)?.keys;
+    if (metadata.jwks !== undefined && (!Array.isArray(jwksKeys) || jwksKeys.length === 0)) {
+      throw new ValidationError('INVALID_CLIENT_METADATA', 'jwks must hold at least one public key');
+    }
+
+    const clientId = (clientIdInput as string | undefined) ?? `tpp-${randomUUID()}`;
+    await this.#validateForProvider({ ...metadata, client_id: clientId }, profile, 'tpp');
+    await this.#insert({ clientId, metadata, secretEnc: null, kind: 'tpp', profile, softwareId: null });
+    return { client_id: clientId, client_name: metadata.client_name as string | undefined, profile, metadata: { client_id: clientId, ...metadata } };
+  }
+
+  /** A resource server authenticates with a generated secret and may introspect any token. */
+  async createResourceServer(name: string): Promise<{ client_id: string; client_secret: string }> {
+    if (!/^[\p{L}\p{N} ._-]{1,100}$/u.test(name)) {
+      throw new ValidationError('INVALID_NAME', 'name must be 1–100 letters, digits, spaces, ".", "_", "-"');
+    }
+    const clientId = `rs-${randomUUID()}`;
+    const clientSecret = randomBytes(32).toString('base64url');
+    const metadata: Record<string, unknown> = {
+      client_name: name,
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: [],
+      response_types: [],
+      redirect_uris: [],
+    };
+    await this.#validateForProvider({ ...metadata, client_id: clientId, client_secret: clientSecret }, 'oidc', 'resource_server');
+    await this.#insert({
+      clientId, metadata, secretEnc: this.#secrets.seal(clientSecret, SECRET_PURPOSE), kind: 'resource_server', profile: 'oidc', softwareId: null,
+    });
+    return { client_id: clientId, client_secret: clientSecret };
+  }
+
+  async get(clientId: string): Promise<ClientRecord> {
+    const record = await clientsRepo.findClient(this.#db, clientId);
+    if (record === undefined) throw new NotFoundError('CLIENT_NOT_FOUND', 'no such client');
+    return record;
+  }
+
+  async findProviderMetadata(clientId: string): Promise<Record<string, unknown> | undefined> {
+    const record = await clientsRepo.findClient(this.#db, clientId);
+    if (record === undefined || record.disabledAt !== null) return undefined;
+    return this.#providerMetadata(record);
+  }
+
+  async saveProviderMetadata(clientId: string, metadata: Record<string, unknown>): Promise<void> {
+    const { client_secret: secret, client_id: _id, [PROFILE_METADATA]: _p, [KIND_METADATA]: _k, ...rest } = metadata;
+    const secretEnc = typeof secret === 'string' ? this.#secrets.seal(secret, SECRET_PURPOSE) : null;
+    if (!(await clientsRepo.updateClientMetadata(this.#db, clientId, rest, secretEnc))) {
+      await this.#insert({ clientId, metadata: rest, secretEnc, kind: 'tpp', profile: 'fapi2', softwareId: null });
+    }
+  }
+
+  async deleteClient(clientId: string): Promise<void> {
+    await clientsRepo.deleteClient(this.#db, clientId);
+  }
+
+  #providerMetadata(record: ClientRecord): Record<string, unknown> {
+    return {
+      ...record.metadata,
+      client_id: record.clientId,
+      ...(record.secretEnc === null ? {} : { client_secret: this.#secrets.open(record.secretEnc, SECRET_PURPOSE) }),
+      [PROFILE_METADATA]: record.profile,
+      [KIND_METADATA]: record.kind,
+    };
+  }
+
+  async #validateForProvider(metadata: Record<string, unknown>, profile: ClientProfile, kind: ClientRecord['kind']): Promise<void> {
+    try {
+      await this.#validate({ ...metadata, [PROFILE_METADATA]: profile, [KIND_METADATA]: kind });
+    } catch (error) {
+      const described = error as { error_description?: unknown; message?: unknown };
+      const reason = typeof described.error_description === 'string' ? described.error_description : 'client metadata is invalid';
+      throw new ValidationError('INVALID_CLIENT_METADATA', reason);
+    }
+  }
+
+  async #insert(client: clientsRepo.NewClient): Promise<void> {
+    try {
+      await clientsRepo.insertClient(this.#db, client);
+    } catch (error) {
+      if ((error as { code?: unknown }).code === '23505') throw new ConflictError('CLIENT_EXISTS', `client ${client.clientId} already exists`);
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,27 @@
+import { ValidationError } from './errors.js';
+
+/** Rejects NUL, other C0/C1 controls (except tab/newline where allowed) and lone surrogates. */
+export function assertCleanText(field: string, value: string, maxLength: number, { multiline = false } = {}): string {
+  if (!value.isWellFormed()) throw new ValidationError('INVALID_TEXT', `${field} is not well-formed Unicode`);
+  const controls = multiline ? /[\u0000-\u0008\u000B-\u001F\u007F-\u009F]/ : /[\u0000-\u001F\u007F-\u009F]/;
+  if (controls.test(value)) throw new ValidationError('INVALID_TEXT', `${field} contains control characters`);
+  if (value.length > maxLength) throw new ValidationError('INVALID_TEXT', `${field} is longer than ${maxLength} characters`);
+  return value;
+}
+
+/** ISO 13616 IBAN: country code, check digits, up to 30 alphanumerics, valid mod-97 checksum. */
+export function isValidIban(value: string): boolean {
+  const iban = value.replace(/ /g, '').toUpperCase();
+  if (!/^[A-Z]{2}\d{2}[A-Z0-9]{11,30}$/.test(iban)) return false;
+  const rearranged = iban.slice(4) + iban.slice(0, 4);
+  let remainder = 0;
+  for (const ch of rearranged) {
+    const digits = /\d/.test(ch) ? ch : String(ch.charCodeAt(0) - 55);
+    for (const d of digits) remainder = (remainder * 10 + Number(d)) % 97;
+  }
+  return remainder === 1;
+}
+
+export function normaliseIban(value: string): string {
+  return value.replace(/ /g, '').toUpperCase();
+}
