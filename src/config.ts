@@ -110,7 +110,7 @@ function masterKey(env: Env): string | undefined {
 function issuer(env: Env, port: number, production: boolean): string {
   const raw = url(env, 'ISSUER', ['http:', 'https:']) ?? `http://localhost:${port}`;
   const parsed = new URL(raw);
-  if (parsed.search || parsed.hash) fail('ISSUER', 'a URL without query or fragment');
+  if (raw.includes('?') || raw.includes('#') || parsed.username || parsed.password) fail('ISSUER', 'a URL without credentials, query or fragment');
   if (production && parsed.protocol !== 'https:') fail('ISSUER', 'an https:// URL when NODE_ENV=production');
   // The issuer is compared as a string everywhere (iss, aud of assertions): one spelling only.
   return raw.endsWith('/') ? raw.slice(0, -1) : raw;

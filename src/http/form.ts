@@ -1,10 +1,32 @@
 import { bodyParser } from '@koa/bodyparser';
-import type { Context } from 'koa';
+import type { Context, Next } from 'koa';
 
 import { HttpError } from './errors.js';
 
 /** urlencoded form bodies only, at most 16 KiB: our pages post a handful of short fields. */
-export const parseForm = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
+const parseUrlencoded = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
+
+/**
+ * The form parser leaves malformed percent-encoding (invalid UTF-8, encoded lone
+ * surrogates) as literal text; we refuse it instead, so no field is ever a mangled string.
+ */
+function assertStrictlyEncoded(rawBody: unknown): void {
+  if (typeof rawBody !== 'string' || rawBody === '') return;
+  for (const part of rawBody.split(/[&=]/)) {
+    try {
+      decodeURIComponent(part.replace(/\+/g, ' '));
+    } catch {
+      throw new HttpError(400, 'INVALID_ENCODING', 'the form is not valid UTF-8');
+    }
+  }
+}
+
+export async function parseForm(ctx: Context, next: Next): Promise<void> {
+  await parseUrlencoded(ctx, async () => {
+    assertStrictlyEncoded((ctx.request as { rawBody?: unknown }).rawBody);
+    await next();
+  });
+}
 
 function clean(name: string, value: string, maxLength: number): string {
   if (value.length > maxLength) throw new HttpError(400, 'FIELD_TOO_LONG', `${name} is too long`);

@@ -20,7 +20,8 @@ export interface CustomerProfile {
  * customers can have names that look alike through Unicode confusables.
  */
 export function normaliseUsername(input: string): string {
-  const username = input.trim().toLowerCase();
+  // ASCII is checked before lower-casing: some non-ASCII letters lower-case to ASCII (U+212A → k).
+  const username = /^[\t\n\r\x20-\x7E]*$/.test(input) ? input.trim().toLowerCase() : '';
   if (!/^[a-z0-9][a-z0-9._@-]{2,63}$/.test(username)) {
     throw new ValidationError('INVALID_USERNAME', 'username must be 3–64 characters: letters, digits, ".", "_", "-", "@"');
   }
