@@ -83,7 +83,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
       await provider.Client.validate(metadata as never);
     });
     provider = new Provider(config.issuer, buildProviderConfiguration({
-      config, db, clients, customers, views, now,
+      config, db, box, clients, customers, views, now,
       jwks: (await keys.providerJwks()) as never,
       cookieKeys,
       dpopNonceSecret,

@@ -4,7 +4,7 @@ import { errors } from 'oidc-provider';
 import type { Executor } from '../db/database.js';
 import * as models from '../db/repositories/oidc-models.js';
 import type { ClientStore } from '../services/clients.js';
-import { sha256Base64Url } from '../services/secret-box.js';
+import { sha256Base64Url, type SecretBox } from '../services/secret-box.js';
 
 /**
  * oidc-provider's storage, on Postgres (or PGlite) through Kysely.
@@ -12,7 +12,10 @@ import { sha256Base64Url } from '../services/secret-box.js';
  * Invariants:
  * - Rows are keyed by SHA-256 of the model id, and the payload is stored without its
  *   `jti` (which equals the id): the table never holds a usable token, code, session or
- *   interaction id. `find(id)` re-attaches the id it was asked for.
+ *   interaction id. `find(id)` re-attaches the id it was asked for; models also found by
+ *   uid or user code keep their id sealed (AES-GCM under MASTER_KEY) to restore it then.
+ *   Interaction payloads are sealed whole: they carry the session cookie value and their
+ *   own id (in `returnTo`).
  * - One-time use is decided by the database: `consume` is one conditional UPDATE, and
  *   replay detection one INSERT on the primary key. oidc-provider's own checks are
  *   read-check-write and cannot stop two racing requests.
@@ -25,11 +28,18 @@ import { sha256Base64Url } from '../services/secret-box.js';
 export interface AdapterDeps {
   readonly db: Executor;
   readonly clients: ClientStore;
+  readonly box: SecretBox;
   readonly now: () => Date;
 }
 
 /** Models whose rows carry a grant id and are revoked with their grant. */
 const CONSUMABLE_WITH_GRANT = new Set(['AuthorizationCode', 'DeviceCode', 'BackchannelAuthenticationRequest']);
+/** Models looked up by something else than their id: their id is kept, sealed. */
+const FOUND_WITHOUT_ID = new Set(['Session', 'DeviceCode']);
+/** Models whose whole payload is sealed (it holds other secrets than the id). */
+const SEALED_PAYLOAD = new Set(['Interaction']);
+const SEALED_ID = '__sealed_id';
+const SEALED = '__sealed';
 /** A replay-detection row lives at least this long before its real expiry is written. */
 const REPLAY_PROVISIONAL_SECONDS = 3600;
 
@@ -52,8 +62,10 @@ class ModelAdapter implements Adapter {
 
   async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
     const { jti, ...rest } = payload as Record<string, unknown>;
-    const stored: Record<string, unknown> = jti === id ? rest : { ...rest, jti };
+    let stored: Record<string, unknown> = jti === id ? rest : { ...rest, jti };
     delete stored.consumed; // consumption lives in its own column, set only by consume()
+    if (FOUND_WITHOUT_ID.has(this.#model)) stored[SEALED_ID] = this.#deps.box.seal(id, `oidc:${this.#model}:id`);
+    if (SEALED_PAYLOAD.has(this.#model)) stored = { [SEALED]: this.#deps.box.seal(JSON.stringify(stored), `oidc:${this.#model}:payload`) };
     const now = this.#deps.now();
     await models.upsertModel(this.#deps.db, {
       model: this.#model,
@@ -118,7 +130,13 @@ class ModelAdapter implements Adapter {
   }
 
   #revive(found: models.StoredModel, id?: string): AdapterPayload {
-    const payload: Record<string, unknown> = { ...found.payload };
+    const sealed = found.payload[SEALED];
+    const payload: Record<string, unknown> = typeof sealed === 'string'
+      ? JSON.parse(this.#deps.box.open(sealed, `oidc:${this.#model}:payload`)) as Record<string, unknown>
+      : { ...found.payload };
+    const sealedId = payload[SEALED_ID];
+    delete payload[SEALED_ID];
+    if (id === undefined && typeof sealedId === 'string') id = this.#deps.box.open(sealedId, `oidc:${this.#model}:id`);
     if (id !== undefined && payload.jti === undefined) payload.jti = id;
     if (found.consumedAt !== null) payload.consumed = epochSeconds(found.consumedAt);
     return payload as AdapterPayload;

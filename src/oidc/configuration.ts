@@ -1,4 +1,4 @@
-import type { Configuration, KoaContextWithOIDC, UnknownObject } from 'oidc-provider';
+import type { Configuration, UnknownObject } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 
 import type { Config } from '../config.js';
@@ -7,6 +7,7 @@ import type { ClientStore } from '../services/clients.js';
 import { KIND_METADATA, PROFILE_METADATA } from '../services/clients.js';
 import type { CustomerService } from '../services/customers.js';
 import { SIGNING_ALGS } from '../services/keys.js';
+import type { SecretBox } from '../services/secret-box.js';
 import { ACR_VALUES } from './acr.js';
 import { createAdapterFactory } from './adapter.js';
 import type { Executor } from '../db/database.js';
@@ -15,6 +16,7 @@ import { buildInteractionPolicy } from './policy.js';
 export interface ProviderDeps {
   readonly config: Config;
   readonly db: Executor;
+  readonly box: SecretBox;
   readonly clients: ClientStore;
   readonly customers: CustomerService;
   readonly views: Views;
@@ -46,10 +48,6 @@ export const SCOPE_DESCRIPTIONS: Readonly<Record<string, string>> = Object.freez
   grant_management_revoke: 'Withdraw this consent on your behalf',
 });
 
-function clientMetadata(ctx: KoaContextWithOIDC, name: string): unknown {
-  return (ctx.oidc.client as unknown as Record<string, unknown> | undefined)?.[name];
-}
-
 function isResourceServer(client: unknown): boolean {
   return (client as Record<string, unknown> | undefined)?.[KIND_METADATA] === 'resource_server';
 }
@@ -58,7 +56,7 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
   const { config, customers, views } = deps;
 
   return {
-    adapter: createAdapterFactory({ db: deps.db, clients: deps.clients, now: deps.now }),
+    adapter: createAdapterFactory({ db: deps.db, clients: deps.clients, box: deps.box, now: deps.now }),
     jwks: deps.jwks as Configuration['jwks'],
     cookies: {
       keys: deps.cookieKeys,
@@ -181,5 +179,3 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
     },
   };
 }
-
-export { clientMetadata };

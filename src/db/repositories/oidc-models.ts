@@ -73,6 +73,7 @@ export async function consumeModel(db: Executor, model: string, key: string, now
     .where('model', '=', model)
     .where('key', '=', key)
     .where('consumed_at', 'is', null)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
     .returning('key')
     .execute();
   return rows.length === 1;
