@@ -29,7 +29,7 @@ const SECRET_PURPOSE = 'client_secret';
  */
 const OPERATOR_METADATA = new Set([
   'client_id', 'client_name', 'redirect_uris', 'post_logout_redirect_uris', 'jwks', 'jwks_uri',
-  'token_endpoint_auth_method', 'token_endpoint_auth_signing_alg', 'grant_types', 'scope',
+  'token_endpoint_auth_method', 'token_endpoint_auth_signing_alg', 'grant_types', 'response_types', 'scope',
   'dpop_bound_access_tokens', 'id_token_signed_response_alg', 'logo_uri', 'client_uri',
   'policy_uri', 'tos_uri', 'contacts', 'profile',
 ]);
@@ -86,6 +86,10 @@ export class ClientService implements ClientStore {
     };
     if (!FAPI2_AUTH_METHODS.has(String(metadata.token_endpoint_auth_method))) {
       throw new ValidationError('INVALID_CLIENT_METADATA', 'token_endpoint_auth_method must be private_key_jwt');
+    }
+    const responseTypes = metadata.response_types;
+    if (!Array.isArray(responseTypes) || responseTypes.some((t) => t !== 'code')) {
+      throw new ValidationError('INVALID_CLIENT_METADATA', 'response_types may only contain "code"');
     }
     if (metadata.dpop_bound_access_tokens !== true) {
       throw new ValidationError('INVALID_CLIENT_METADATA', 'dpop_bound_access_tokens must be true: every token is sender-constrained');

@@ -46,16 +46,16 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   if (!snapshot) throw new Error('PGlite snapshot missing: is jest globalSetup configured?');
   // PGlite has one connection per instance: a test file that restarts the app keeps its
   // data by reusing the same instance (handed over, never closed by the app under test).
-  let shared: PGlite | undefined;
+  let shared: Promise<PGlite> | undefined;
   return {
     kind: 'pglite',
     url: undefined,
-    async pglite() {
-      shared ??= await PGlite.create({ loadDataDir: new Blob([readFileSync(snapshot)]) });
+    pglite() {
+      shared ??= PGlite.create({ loadDataDir: new Blob([readFileSync(snapshot)]) });
       return shared;
     },
     async drop() {
-      await shared?.close();
+      await (await shared)?.close();
     },
   };
 }
