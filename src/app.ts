@@ -15,6 +15,7 @@ import { requestId } from './http/request-id.js';
 import { securityHeaders } from './http/security-headers.js';
 import type { Views } from './http/views.js';
 import { interactionRouter } from './interactions/router.js';
+import { adjustDiscovery } from './oidc/discovery.js';
 import { VIEWS_DIR } from './paths.js';
 import type { CustomerService } from './services/customers.js';
 
@@ -39,7 +40,8 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
  *   4. health              /healthz (process), /readyz (database)
  *   5. static              the one stylesheet
  *   6. interactions        sign-in and consent pages (their own body parsing)
- *   7. oidc-provider       every protocol endpoint; mounted last, no body parser before it
+ *   7. discovery           FAPI 2.0 adjustments to oidc-provider's discovery document
+ *   8. oidc-provider       every protocol endpoint; mounted last, no body parser before it
  */
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: false });
@@ -68,6 +70,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(health.routes());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+  app.use(adjustDiscovery);
   app.use(mount(deps.provider));
   return app;
 }

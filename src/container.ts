@@ -9,6 +9,7 @@ import { Csrf } from './http/csrf.js';
 import { createViews, type Views } from './http/views.js';
 import { createLogger } from './logger.js';
 import { buildProviderConfiguration } from './oidc/configuration.js';
+import { createCertificateSource } from './oidc/mtls.js';
 import { ClientService } from './services/clients.js';
 import { CustomerService } from './services/customers.js';
 import { KeyService } from './services/keys.js';
@@ -87,6 +88,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
       jwks: (await keys.providerJwks()) as never,
       cookieKeys,
       dpopNonceSecret,
+      certificates: createCertificateSource(config),
     }));
     provider.proxy = false;
     const sweeper = new Sweeper(db, log, now);

@@ -11,6 +11,9 @@ import type { SecretBox } from '../services/secret-box.js';
 import { ACR_VALUES } from './acr.js';
 import { createAdapterFactory } from './adapter.js';
 import type { Executor } from '../db/database.js';
+import { FAPI_AUTH_METHODS, RESOURCE_SERVER_AUTH_METHOD } from './discovery.js';
+import { assertClientAssertion, assertRequestObject, FUTURE_SKEW_SECONDS } from './jwt-rules.js';
+import type { CertificateSource } from './mtls.js';
 import { buildInteractionPolicy } from './policy.js';
 
 export interface ProviderDeps {
@@ -23,6 +26,7 @@ export interface ProviderDeps {
   readonly jwks: { keys: UnknownObject[] };
   readonly cookieKeys: string[];
   readonly dpopNonceSecret: Buffer;
+  readonly certificates: CertificateSource;
   readonly now: () => Date;
 }
 
@@ -75,12 +79,19 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
     },
     scopes: SCOPES,
     responseTypes: ['code'],
-    clientAuthMethods: ['private_key_jwt', 'client_secret_basic'],
+    // client_secret_basic is for resource servers only (they have no grant types, so they
+    // can use it at introspection and revocation and nowhere else); see discovery.ts.
+    clientAuthMethods: [...FAPI_AUTH_METHODS, RESOURCE_SERVER_AUTH_METHOD],
+    // FAPI 2.0: JWTs up to 10 s in the future are accepted (see jwt-rules.ts).
+    clockTolerance: FUTURE_SKEW_SECONDS,
+    assertJwtClientAuthClaimsAndHeader: assertClientAssertion(deps.now),
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'private_key_jwt',
       id_token_signed_response_alg: 'PS256',
+      authorization_signed_response_alg: 'PS256',
+      introspection_signed_response_alg: 'PS256',
     },
     enabledJWA: {
       clientAuthSigningAlgValues: ALGS,
@@ -117,6 +128,21 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
       },
       userinfo: { enabled: true },
       pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: true, allowUnregisteredRedirectUris: false },
+      // JAR: signed request objects, pushed to /request (a client may require them).
+      requestObjects: { enabled: true, requireSignedRequestObject: false, assertJwtClaimsAndHeader: assertRequestObject(deps.now) },
+      // JARM: response_mode=jwt signs the authorization response.
+      jwtResponseModes: { enabled: true },
+      // RFC 9701: Accept: application/token-introspection+jwt gets a signed introspection response.
+      jwtIntrospection: { enabled: true },
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        tlsClientAuth: true,
+        selfSignedTlsClientAuth: true,
+        getCertificate: (ctx) => deps.certificates.getCertificate(ctx),
+        certificateAuthorized: (ctx) => deps.certificates.certificateAuthorized(ctx),
+        certificateSubjectMatches: (ctx, property, expected) => deps.certificates.certificateSubjectMatches(ctx, property, expected),
+      },
       dPoP: { enabled: true, nonceSecret: deps.dpopNonceSecret },
       fapi: {
         enabled: true,

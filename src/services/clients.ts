@@ -118,6 +118,8 @@ export class ClientService implements ClientStore {
     const metadata: Record<string, unknown> = {
       client_name: name,
       token_endpoint_auth_method: 'client_secret_basic',
+      // RFC 9701: signed introspection responses when asked with Accept: application/token-introspection+jwt
+      introspection_signed_response_alg: 'PS256',
       grant_types: [],
       response_types: [],
       redirect_uris: [],
