@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import Router from '@koa/router';
 import Koa from 'koa';
 import mount from 'koa-mount';
-import type Provider from 'oidc-provider';
 import type { Logger } from 'pino';
 
 import type { Config } from './config.js';
@@ -16,13 +15,14 @@ import { securityHeaders } from './http/security-headers.js';
 import type { Views } from './http/views.js';
 import { interactionRouter } from './interactions/router.js';
 import { adjustDiscovery } from './oidc/discovery.js';
+import type { ProviderHolder } from './oidc/provider-holder.js';
 import { VIEWS_DIR } from './paths.js';
 import type { CustomerService } from './services/customers.js';
 
 export interface AppDeps {
   readonly config: Config;
   readonly database: Database;
-  readonly provider: Provider;
+  readonly providers: ProviderHolder;
   readonly customers: CustomerService;
   readonly views: Views;
   readonly csrf: Csrf;
@@ -62,7 +62,13 @@ export function createApp(deps: AppDeps): Koa {
     ctx.body = STYLESHEET;
   });
 
-  const interactions = interactionRouter({ provider: deps.provider, customers: deps.customers, views: deps.views, csrf: deps.csrf });
+  const interactions = interactionRouter({ providers: deps.providers, customers: deps.customers, views: deps.views, csrf: deps.csrf });
+  // The provider is rebuilt when signing keys change; requests go to the current one.
+  let mounted = { provider: deps.providers.current, middleware: mount(deps.providers.current) };
+  const currentProvider: Koa.Middleware = (ctx, next) => {
+    if (mounted.provider !== deps.providers.current) mounted = { provider: deps.providers.current, middleware: mount(deps.providers.current) };
+    return mounted.middleware(ctx, next);
+  };
 
   app.use(requestId);
   app.use(securityHeaders({ hsts: deps.config.tls !== undefined }));
@@ -71,6 +77,6 @@ export function createApp(deps: AppDeps): Koa {
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   app.use(adjustDiscovery);
-  app.use(mount(deps.provider));
+  app.use(currentProvider);
   return app;
 }

@@ -52,6 +52,14 @@ export interface Config {
   readonly refreshTokenTtl: number;
   /** seconds between sweeps of expired rows */
   readonly sweepIntervalSeconds: number;
+  readonly keys: {
+    /** seconds a rotated-in key is published before it signs */
+    readonly activationDelaySeconds: number;
+    /** seconds a retired key stays published for verification */
+    readonly retentionSeconds: number;
+    /** seconds between checks for key changes (≤ 60: every instance follows within a minute) */
+    readonly refreshSeconds: number;
+  };
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -192,5 +200,10 @@ export function loadConfig(env: Env): Config {
     accessTokenTtl: integer(env, 'ACCESS_TOKEN_TTL', 600, 30, 86400),
     refreshTokenTtl: integer(env, 'REFRESH_TOKEN_TTL', 90 * 86400, 60, 180 * 86400),
     sweepIntervalSeconds: integer(env, 'SWEEP_INTERVAL_SECONDS', 60, 1, 86400),
+    keys: Object.freeze({
+      activationDelaySeconds: integer(env, 'KEY_ACTIVATION_DELAY_SECONDS', 3600, 0, 30 * 86400),
+      retentionSeconds: integer(env, 'KEY_RETENTION_SECONDS', 86400, 300, 365 * 86400),
+      refreshSeconds: integer(env, 'KEY_REFRESH_SECONDS', 30, 1, 60),
+    }),
   });
 }

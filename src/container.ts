@@ -10,6 +10,7 @@ import { createViews, type Views } from './http/views.js';
 import { createLogger } from './logger.js';
 import { buildProviderConfiguration } from './oidc/configuration.js';
 import { createCertificateSource } from './oidc/mtls.js';
+import { KeyRefresher, ProviderHolder } from './oidc/provider-holder.js';
 import { ClientService } from './services/clients.js';
 import { CustomerService } from './services/customers.js';
 import { KeyService } from './services/keys.js';
@@ -30,7 +31,8 @@ export interface Container {
   readonly clients: ClientService;
   readonly keys: KeyService;
   readonly sweeper: Sweeper;
-  readonly provider: Provider;
+  readonly providers: ProviderHolder;
+  readonly keyRefresher: KeyRefresher;
   readonly views: Views;
   readonly csrf: Csrf;
   readonly cookieKeys: string[];
@@ -68,7 +70,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
   try {
     const { db } = database;
     const secrets = new ServerSecrets(db, box);
-    const keys = new KeyService(db, box);
+    const keys = new KeyService(db, box, config.keys);
     await keys.ensureSigningKeys();
     const cookieKeys = [await secrets.get('cookie_key')];
     const dpopNonceSecret = Buffer.from(await secrets.get('dpop_nonce'), 'base64url');
@@ -77,26 +79,34 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const passwords = new PasswordHasher(config.argon2);
     const customers = new CustomerService(db, passwords);
     const views = createViews();
+    const certificates = createCertificateSource(config);
     // The provider validates client metadata; the client store is needed to build it.
-    let provider: Provider | undefined;
+    let providers: ProviderHolder | undefined;
     const clients = new ClientService(db, box, async (metadata) => {
-      if (provider === undefined) throw new Error('provider not ready');
-      await provider.Client.validate(metadata as never);
+      if (providers === undefined) throw new Error('provider not ready');
+      await providers.current.Client.validate(metadata as never);
     });
-    provider = new Provider(config.issuer, buildProviderConfiguration({
-      config, db, box, clients, customers, views, now,
-      jwks: (await keys.providerJwks()) as never,
-      cookieKeys,
-      dpopNonceSecret,
-      certificates: createCertificateSource(config),
-    }));
-    provider.proxy = false;
+    const buildProvider = async (): Promise<Provider> => {
+      const provider = new Provider(config.issuer, buildProviderConfiguration({
+        config, db, box, clients, customers, views, now,
+        jwks: (await keys.providerJwks()) as never,
+        cookieKeys,
+        dpopNonceSecret,
+        certificates,
+      }));
+      provider.proxy = false;
+      return provider;
+    };
+    providers = new ProviderHolder(await buildProvider());
+    const keyRefresher = new KeyRefresher({ keys, holder: providers, build: buildProvider, log, now });
+    await keyRefresher.prime();
     const sweeper = new Sweeper(db, log, now);
 
     return {
-      config, log, database, customers, clients, keys, sweeper, provider, views, csrf, cookieKeys,
+      config, log, database, customers, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys,
       async close() {
         sweeper.stop();
+        keyRefresher.stop();
         await database.close();
       },
     };

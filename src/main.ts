@@ -48,6 +48,7 @@ async function main(): Promise<void> {
   const server = createServer(config, app.callback());
   await listen(server, config.port, config.host);
   container.sweeper.start(config.sweepIntervalSeconds);
+  container.keyRefresher.start(config.keys.refreshSeconds);
   log.info({ issuer: config.issuer, port: config.port, host: config.host, database: container.database.kind }, 'portcullis listening');
   if (container.database.kind === 'pglite') {
     log.warn({ dataDir: config.dataDir }, 'using the embedded database: for evaluation only (set DATABASE_URL for PostgreSQL)');

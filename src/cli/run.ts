@@ -27,6 +27,7 @@ const USAGE = `usage: portcullis <command> [--json]
   client create --metadata-file F|-
   resource-server create --name N
   keys list
+  keys rotate
 `;
 
 type Options = Record<string, string | boolean | undefined>;
@@ -114,6 +115,18 @@ const COMMANDS: Record<string, Command> = {
     async run(container) {
       const keys = await container.keys.list();
       return { json: { keys }, text: keys.map((k) => `${k.kid}  ${k.alg.padEnd(6)} ${k.state.padEnd(9)} ${k.created_at}\n`).join('') };
+    },
+  },
+  'keys rotate': {
+    options: {},
+    required: [],
+    async run(container) {
+      const published = await container.keys.rotate();
+      const when = published[0]?.activates_after ?? 'now';
+      return {
+        json: { published },
+        text: `${published.map((k) => `published ${k.kid} (${k.alg})\n`).join('')}they start signing after ${when}; running instances follow within ${container.config.keys.refreshSeconds} s\n`,
+      };
     },
   },
 };

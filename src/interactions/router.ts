@@ -9,10 +9,11 @@ import { formField, formList, parseForm } from '../http/form.js';
 import type { Views } from '../http/views.js';
 import { SCOPE_DESCRIPTIONS } from '../oidc/configuration.js';
 import { ACR_CA } from '../oidc/acr.js';
+import type { ProviderHolder } from '../oidc/provider-holder.js';
 import type { CustomerService } from '../services/customers.js';
 
 export interface InteractionDeps {
-  readonly provider: Provider;
+  readonly providers: ProviderHolder;
   readonly customers: CustomerService;
   readonly views: Views;
   readonly csrf: Csrf;
@@ -36,12 +37,14 @@ function maskIban(iban: string): string {
  *   POST /interaction/:uid/abort    the customer cancels → access_denied
  */
 export function interactionRouter(deps: InteractionDeps): Router {
-  const { provider, customers, views, csrf } = deps;
+  const { providers, customers, views, csrf } = deps;
   const router = new Router({ prefix: '/interaction' });
+  // Read per request: the provider is replaced when signing keys change.
+  const provider = (): Provider => providers.current;
 
   async function details(ctx: Context): Promise<Details> {
     try {
-      return await provider.interactionDetails(ctx.req, ctx.res);
+      return await provider().interactionDetails(ctx.req, ctx.res);
     } catch {
       throw new HttpError(400, 'INTERACTION_EXPIRED', 'This sign-in link has expired or was opened in another browser. Go back to the app and start again.');
     }
@@ -54,12 +57,12 @@ export function interactionRouter(deps: InteractionDeps): Router {
   }
 
   async function clientName(interaction: Details): Promise<string> {
-    const client = await provider.Client.find(String(interaction.params.client_id));
+    const client = await provider().Client.find(String(interaction.params.client_id));
     return client?.clientName ?? String(interaction.params.client_id);
   }
 
   async function finish(ctx: Context, result: InteractionResults): Promise<void> {
-    const redirectTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+    const redirectTo = await provider().interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
     ctx.status = 303;
     ctx.redirect(redirectTo);
   }
@@ -140,8 +143,8 @@ export function interactionRouter(deps: InteractionDeps): Router {
     }
 
     const grant = interaction.grantId === undefined
-      ? new provider.Grant({ accountId, clientId })
-      : await provider.Grant.find(interaction.grantId);
+      ? new (provider().Grant)({ accountId, clientId })
+      : await provider().Grant.find(interaction.grantId);
     if (grant === undefined) throw new HttpError(400, 'INTERACTION_EXPIRED', 'This request has expired. Go back to the app and start again.');
 
     const missing = interaction.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };

@@ -1,6 +1,6 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 
-import type { Db } from '../db/database.js';
+import type { Db, Executor } from '../db/database.js';
 import { withAdvisoryLock } from '../db/lock.js';
 import * as keysRepo from '../db/repositories/signing-keys.js';
 import type { SecretBox } from './secret-box.js';
@@ -17,6 +17,8 @@ export interface SigningKeySummary {
   state: string;
   created_at: string;
   activated_at: string | null;
+  /** for a published key: when it starts signing */
+  activates_after: string | null;
 }
 
 async function generate(alg: SigningAlg): Promise<{ kid: string; publicJwk: JWK; privateJwk: JWK }> {
@@ -35,32 +37,79 @@ async function generate(alg: SigningAlg): Promise<{ kid: string; publicJwk: JWK;
  * Signing keys live in the database, private halves encrypted under MASTER_KEY, so every
  * instance signs with the same keys and a restart keeps them.
  */
+export interface KeyLifecycle {
+  /** seconds a published key is in the JWKS before it signs */
+  readonly activationDelaySeconds: number;
+  /** seconds a retired key stays in the JWKS (verification only) */
+  readonly retentionSeconds: number;
+}
+
+const LOCK = 'portcullis:signing-keys';
+
 export class KeyService {
   readonly #db: Db;
   readonly #secrets: SecretBox;
+  readonly #lifecycle: KeyLifecycle;
 
-  constructor(db: Db, secrets: SecretBox) {
+  constructor(db: Db, secrets: SecretBox, lifecycle: KeyLifecycle) {
     this.#db = db;
     this.#secrets = secrets;
+    this.#lifecycle = lifecycle;
   }
 
   /** Creates one active key per algorithm that has none (first start). Idempotent across instances. */
   async ensureSigningKeys(): Promise<void> {
-    await withAdvisoryLock(this.#db, 'portcullis:signing-keys', async (trx) => {
+    await withAdvisoryLock(this.#db, LOCK, async (trx) => {
       const existing = await keysRepo.listUsableSigningKeys(trx);
       for (const alg of SIGNING_ALGS) {
         if (existing.some((k) => k.alg === alg && k.state === 'active')) continue;
-        const key = await generate(alg);
-        await keysRepo.insertSigningKey(trx, {
-          kid: key.kid,
-          alg,
-          state: 'active',
-          publicJwk: key.publicJwk as Record<string, unknown>,
-          privateJwkEnc: this.#secrets.seal(JSON.stringify(key.privateJwk), PRIVATE_KEY_PURPOSE),
-          activatedAt: new Date(),
-        });
+        await this.#insertNew(trx, alg, 'active');
       }
     });
+  }
+
+  /**
+   * Publishes a new key per algorithm. It is in the JWKS at once (so clients can fetch it)
+   * and signs nothing until `advance` activates it, `activationDelaySeconds` later.
+   */
+  async rotate(): Promise<SigningKeySummary[]> {
+    const kids = await withAdvisoryLock(this.#db, LOCK, async (trx) => {
+      const created: string[] = [];
+      for (const alg of SIGNING_ALGS) created.push(await this.#insertNew(trx, alg, 'published'));
+      return created;
+    });
+    return (await this.list()).filter((k) => kids.includes(k.kid));
+  }
+
+  /**
+   * The lifecycle step every instance runs periodically (idempotent, serialised by an
+   * advisory lock): published → active after the activation delay (the key it replaces
+   * → retired); retired → removed after the retention period, when nothing it signed
+   * (ID tokens, JARM responses, signed introspection) can still be valid.
+   */
+  async advance(now: Date): Promise<{ activated: string[]; removed: string[] }> {
+    return withAdvisoryLock(this.#db, LOCK, async (trx) => ({
+      activated: await keysRepo.activateDueKeys(trx, new Date(now.getTime() - this.#lifecycle.activationDelaySeconds * 1000), now),
+      removed: await keysRepo.removeRetiredKeys(trx, new Date(now.getTime() - this.#lifecycle.retentionSeconds * 1000)),
+    }));
+  }
+
+  /** Changes whenever a key is added or changes state: instances compare it to decide to reload. */
+  async fingerprint(): Promise<string> {
+    return JSON.stringify(await keysRepo.listKeyStates(this.#db));
+  }
+
+  async #insertNew(trx: Executor, alg: SigningAlg, state: 'active' | 'published'): Promise<string> {
+    const key = await generate(alg);
+    await keysRepo.insertSigningKey(trx, {
+      kid: key.kid,
+      alg,
+      state,
+      publicJwk: key.publicJwk as Record<string, unknown>,
+      privateJwkEnc: this.#secrets.seal(JSON.stringify(key.privateJwk), PRIVATE_KEY_PURPOSE),
+      activatedAt: state === 'active' ? new Date() : null,
+    });
+    return key.kid;
   }
 
   /**
@@ -82,6 +131,7 @@ export class KeyService {
       state: r.state,
       created_at: r.createdAt.toISOString(),
       activated_at: r.activatedAt?.toISOString() ?? null,
+      activates_after: r.state === 'published' ? new Date(r.createdAt.getTime() + this.#lifecycle.activationDelaySeconds * 1000).toISOString() : null,
     }));
   }
 }

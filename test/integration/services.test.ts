@@ -295,10 +295,12 @@ describe('ClientService', () => {
   });
 });
 
+const LIFECYCLE = { activationDelaySeconds: 60, retentionSeconds: 300 };
+
 describe('KeyService', () => {
   test('ensureSigningKeys run twice concurrently creates exactly one active key per algorithm', async () => {
-    const keysA = new KeyService(database.db, box);
-    const keysB = new KeyService(database.db, box);
+    const keysA = new KeyService(database.db, box, LIFECYCLE);
+    const keysB = new KeyService(database.db, box, LIFECYCLE);
     await Promise.all([keysA.ensureSigningKeys(), keysB.ensureSigningKeys()]);
     await keysA.ensureSigningKeys();
 
@@ -311,7 +313,7 @@ describe('KeyService', () => {
   });
 
   test('private keys are stored encrypted: no `d` (or other private member) in any row', async () => {
-    const keys = new KeyService(database.db, box);
+    const keys = new KeyService(database.db, box, LIFECYCLE);
     const { keys: privateJwks } = await keys.providerJwks();
     expect(privateJwks).toHaveLength(SIGNING_ALGS.length);
 
@@ -334,6 +336,39 @@ describe('KeyService', () => {
       expect(privateJwk?.n ?? privateJwk?.x).toBeDefined();
       expect(privateJwk?.n ?? privateJwk?.x).toBe(row.public_jwk.n ?? row.public_jwk.x);
     }
+  });
+  test('lifecycle: rotate publishes, activation after the delay retires the old key, retention removes it', async () => {
+    const keys = new KeyService(database.db, box, LIFECYCLE);
+    await keys.ensureSigningKeys();
+    const before = await keys.list();
+    const oldPs = before.find((k) => k.alg === 'PS256' && k.state === 'active')!;
+    const fingerprint = await keys.fingerprint();
+
+    const published = await keys.rotate();
+    expect(published.map((k) => k.alg).sort()).toEqual([...SIGNING_ALGS].sort());
+    expect(published.every((k) => k.state === 'published' && k.activates_after !== null)).toBe(true);
+    expect(await keys.fingerprint()).not.toBe(fingerprint);
+    // Published keys are in the JWKS after the active ones: the active key still signs.
+    const jwks = (await keys.providerJwks()).keys;
+    expect(jwks.find((k) => k.alg === 'PS256')?.kid).toBe(oldPs.kid);
+    expect(jwks.map((k) => k.kid)).toEqual(expect.arrayContaining(published.map((k) => k.kid)));
+
+    const now = Date.now();
+    expect(await keys.advance(new Date(now + 30_000))).toEqual({ activated: [], removed: [] });
+    const { activated } = await keys.advance(new Date(now + 61_000));
+    expect(activated.sort()).toEqual(published.map((k) => k.kid).sort());
+    const after = await keys.list();
+    const newPs = published.find((k) => k.alg === 'PS256')!;
+    expect(after.find((k) => k.kid === newPs.kid)?.state).toBe('active');
+    expect(after.find((k) => k.kid === oldPs.kid)?.state).toBe('retired');
+    expect((await keys.providerJwks()).keys.find((k) => k.alg === 'PS256')?.kid).toBe(newPs.kid);
+    expect((await keys.providerJwks()).keys.map((k) => k.kid)).toContain(oldPs.kid);
+
+    const { removed } = await keys.advance(new Date(now + 61_000 + 301_000));
+    expect(removed).toContain(oldPs.kid);
+    expect((await keys.list()).map((k) => k.kid)).not.toContain(oldPs.kid);
+    const row = await database.db.selectFrom('signing_keys').select(['state', 'private_jwk_enc']).where('kid', '=', oldPs.kid).executeTakeFirstOrThrow();
+    expect(row).toEqual({ state: 'removed', private_jwk_enc: '' });
   });
 });
 

@@ -42,3 +42,35 @@ export async function insertSigningKey(
     activated_at: key.activatedAt,
   }).execute();
 }
+
+/** Every key's id and state, in a stable order: what a change of the key set is judged by. */
+export async function listKeyStates(db: Executor): Promise<{ kid: string; state: string }[]> {
+  return db.selectFrom('signing_keys').select(['kid', 'state']).orderBy('kid').execute();
+}
+
+/**
+ * Activates published keys that have been in the JWKS long enough, retiring the key each
+ * replaces (same algorithm). Returns the activated kids.
+ */
+export async function activateDueKeys(db: Executor, publishedBefore: Date, now: Date): Promise<string[]> {
+  const due = await db.selectFrom('signing_keys').select(['kid', 'alg'])
+    .where('state', '=', 'published').where('created_at', '<=', publishedBefore)
+    .orderBy('created_at').execute();
+  const activated: string[] = [];
+  for (const key of due) {
+    await db.updateTable('signing_keys').set({ state: 'retired', retired_at: now })
+      .where('alg', '=', key.alg).where('state', '=', 'active').execute();
+    await db.updateTable('signing_keys').set({ state: 'active', activated_at: now })
+      .where('kid', '=', key.kid).where('state', '=', 'published').execute();
+    activated.push(key.kid);
+  }
+  return activated;
+}
+
+/** Retired keys past their retention leave the JWKS (their private half is dropped too). */
+export async function removeRetiredKeys(db: Executor, retiredBefore: Date): Promise<string[]> {
+  const rows = await db.updateTable('signing_keys').set({ state: 'removed', private_jwk_enc: '' })
+    .where('state', '=', 'retired').where('retired_at', '<=', retiredBefore)
+    .returning('kid').execute();
+  return rows.map((r) => r.kid);
+}
