@@ -41,6 +41,8 @@ export interface Config {
   readonly masterKey: string | undefined;
   readonly ssa: { readonly issuer: string; readonly jwksUri: string } | undefined;
   readonly tls: TlsConfig | undefined;
+  /** CA bundle that client certificates (tls_client_auth) must chain to, from our TLS or a proxy */
+  readonly clientCaFile: string | undefined;
   readonly trustedProxyCertHeader: string | undefined;
   readonly redisUrl: string | undefined;
   readonly fetchAllowPrivateNetworks: boolean;
@@ -151,13 +153,12 @@ export function loadConfig(env: Env): Config {
     fail(certFile === undefined ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE', 'to be set together with the other of TLS_CERT_FILE / TLS_KEY_FILE');
   }
   const clientCaFile = text(env, 'TLS_CLIENT_CA_FILE');
-  if (clientCaFile !== undefined && certFile === undefined) {
-    fail('TLS_CLIENT_CA_FILE', 'TLS_CERT_FILE and TLS_KEY_FILE to be set as well');
-  }
-
   const proxyHeader = text(env, 'TRUSTED_PROXY_CERT_HEADER');
   if (proxyHeader !== undefined && !/^[A-Za-z0-9-]{1,64}$/.test(proxyHeader)) {
     fail('TRUSTED_PROXY_CERT_HEADER', 'an HTTP header name (letters, digits, dashes)');
+  }
+  if (clientCaFile !== undefined && certFile === undefined && proxyHeader === undefined) {
+    fail('TLS_CLIENT_CA_FILE', 'TLS_CERT_FILE and TLS_KEY_FILE (our own TLS) or TRUSTED_PROXY_CERT_HEADER (a TLS proxy) to be set as well');
   }
 
   const fetchAllowPrivateNetworks = boolean(env, 'FETCH_ALLOW_PRIVATE_NETWORKS');
@@ -188,6 +189,7 @@ export function loadConfig(env: Env): Config {
     tls: certFile !== undefined && keyFile !== undefined
       ? Object.freeze({ certFile, keyFile, clientCaFile })
       : undefined,
+    clientCaFile,
     trustedProxyCertHeader: proxyHeader?.toLowerCase(),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     fetchAllowPrivateNetworks,

@@ -1,32 +1,16 @@
-import { createServer as createHttpServer, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { buildContainer } from './container.js';
 import { acquireDataDirLock } from './db/data-dir-lock.js';
+import { createPublicServer } from './http/server.js';
 
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => { server.off('error', reject); resolve(); });
   });
-}
-
-function createServer(config: Config, handler: ReturnType<ReturnType<typeof createApp>['callback']>): Server {
-  const server = config.tls === undefined
-    ? createHttpServer(handler)
-    : createHttpsServer({
-      cert: readFileSync(config.tls.certFile),
-      key: readFileSync(config.tls.keyFile),
-      ...(config.tls.clientCaFile === undefined ? {} : { ca: readFileSync(config.tls.clientCaFile), requestCert: true, rejectUnauthorized: false }),
-    }, handler);
-  // Bounds against slow clients (slowloris): headers, whole request, idle keep-alive.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
-  server.keepAliveTimeout = 5_000;
-  return server;
 }
 
 async function main(): Promise<void> {
@@ -45,7 +29,8 @@ async function main(): Promise<void> {
   const container = await buildContainer(config);
   const { log } = container;
   const app = createApp(container);
-  const server = createServer(config, app.callback());
+  const server = createPublicServer(config);
+  server.on('request', app.callback());
   await listen(server, config.port, config.host);
   container.sweeper.start(config.sweepIntervalSeconds);
   container.keyRefresher.start(config.keys.refreshSeconds);

@@ -118,7 +118,7 @@ function subjectAltNames(certificate: X509Certificate, kind: string): string[] {
 }
 
 export function createCertificateSource(config: Config): CertificateSource {
-  const authorities = config.tls?.clientCaFile === undefined ? [] : splitPemBundle(readFileSync(config.tls.clientCaFile, 'utf8'));
+  const authorities = config.clientCaFile === undefined ? [] : splitPemBundle(readFileSync(config.clientCaFile, 'utf8'));
   const proxyHeader = config.trustedProxyCertHeader;
 
   function resolve(ctx: KoaContextWithOIDC): Resolved {

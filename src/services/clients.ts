@@ -3,6 +3,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import * as clientsRepo from '../db/repositories/clients.js';
 import type { ClientRecord } from '../db/repositories/clients.js';
+import { assertFapiClientMetadata, withFapiDefaults } from './client-policy.js';
 import { ConflictError, NotFoundError, ValidationError } from './errors.js';
 import type { SecretBox } from './secret-box.js';
 
@@ -30,11 +31,12 @@ const SECRET_PURPOSE = 'client_secret';
 const OPERATOR_METADATA = new Set([
   'client_id', 'client_name', 'redirect_uris', 'post_logout_redirect_uris', 'jwks', 'jwks_uri',
   'token_endpoint_auth_method', 'token_endpoint_auth_signing_alg', 'grant_types', 'response_types', 'scope',
-  'dpop_bound_access_tokens', 'id_token_signed_response_alg', 'logo_uri', 'client_uri',
+  'dpop_bound_access_tokens', 'tls_client_certificate_bound_access_tokens', 'id_token_signed_response_alg', 'logo_uri', 'client_uri',
+  'tls_client_auth_subject_dn', 'tls_client_auth_san_dns', 'tls_client_auth_san_uri', 'tls_client_auth_san_ip', 'tls_client_auth_san_email',
+  'require_signed_request_object', 'request_object_signing_alg', 'authorization_signed_response_alg',
   'policy_uri', 'tos_uri', 'contacts', 'profile',
 ]);
 
-const FAPI2_AUTH_METHODS = new Set(['private_key_jwt']);
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -60,8 +62,8 @@ export class ClientService implements ClientStore {
   }
 
   /**
-   * Creates a TPP client. Defaults are the FAPI 2.0 choices: private_key_jwt, DPoP-bound
-   * tokens, pushed authorization requests, code flow, PS256 ID tokens.
+   * Creates a TPP client. Defaults are the FAPI 2.0 choices (client-policy.ts):
+   * private_key_jwt, DPoP-bound tokens, pushed authorization requests, code flow, PS256.
    */
   async createClient(input: unknown): Promise<CreatedClient> {
     if (!isPlainObject(input)) throw new ValidationError('INVALID_CLIENT_METADATA', 'client metadata must be a JSON object');
@@ -75,32 +77,8 @@ export class ClientService implements ClientStore {
       throw new ValidationError('INVALID_CLIENT_METADATA', 'client_id must be 3–128 characters: letters, digits, ".", "_", "-"');
     }
 
-    const metadata: Record<string, unknown> = {
-      token_endpoint_auth_method: 'private_key_jwt',
-      grant_types: ['authorization_code', 'refresh_token'],
-      response_types: ['code'],
-      dpop_bound_access_tokens: true,
-      require_pushed_authorization_requests: true,
-      id_token_signed_response_alg: 'PS256',
-      ...rest,
-    };
-    if (!FAPI2_AUTH_METHODS.has(String(metadata.token_endpoint_auth_method))) {
-      throw new ValidationError('INVALID_CLIENT_METADATA', 'token_endpoint_auth_method must be private_key_jwt');
-    }
-    const responseTypes = metadata.response_types;
-    if (!Array.isArray(responseTypes) || responseTypes.some((t) => t !== 'code')) {
-      throw new ValidationError('INVALID_CLIENT_METADATA', 'response_types may only contain "code"');
-    }
-    if (metadata.dpop_bound_access_tokens !== true) {
-      throw new ValidationError('INVALID_CLIENT_METADATA', 'dpop_bound_access_tokens must be true: every token is sender-constrained');
-    }
-    if (metadata.jwks === undefined && metadata.jwks_uri === undefined) {
-      throw new ValidationError('INVALID_CLIENT_METADATA', 'private_key_jwt needs jwks or jwks_uri');
-    }
-    const jwksKeys = (metadata.jwks as { keys?: unknown } | undefined)?.keys;
-    if (metadata.jwks !== undefined && (!Array.isArray(jwksKeys) || jwksKeys.length === 0)) {
-      throw new ValidationError('INVALID_CLIENT_METADATA', 'jwks must hold at least one public key');
-    }
+    const metadata = withFapiDefaults(rest);
+    assertFapiClientMetadata(metadata);
 
     const clientId = (clientIdInput as string | undefined) ?? `tpp-${randomUUID()}`;
     await this.#validateForProvider({ ...metadata, client_id: clientId }, profile, 'tpp');

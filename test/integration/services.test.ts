@@ -234,7 +234,7 @@ describe('ClientService', () => {
       [PROFILE_METADATA]: 'fapi2',
     });
     expect(metadata).not.toHaveProperty('client_secret');
-    await expectRejection(clientService.createClient({ client_id: 'tpp-valid-1', jwks: { keys: [publicJwk] } }), ConflictError, 'CLIENT_EXISTS');
+    await expectRejection(clientService.createClient({ client_id: 'tpp-valid-1', redirect_uris: ['https://tpp.example/cb'], jwks: { keys: [publicJwk] } }), ConflictError, 'CLIENT_EXISTS');
   });
 
   test('createClient rejects unknown members, missing or empty jwks, other auth methods, unbound tokens', async () => {
@@ -254,6 +254,11 @@ describe('ClientService', () => {
       { ...valid, token_endpoint_auth_method: 'client_secret_post' },
       { ...valid, token_endpoint_auth_method: 'none' },
       { ...valid, token_endpoint_auth_method: 'tls_client_auth' },
+      { ...valid, token_endpoint_auth_method: 'tls_client_auth', tls_client_certificate_bound_access_tokens: true },
+      { ...valid, redirect_uris: ['http://tpp.example/cb'] },
+      { ...valid, redirect_uris: [] },
+      { ...valid, grant_types: ['implicit'] },
+      { ...valid, grant_types: ['password'] },
       { ...valid, dpop_bound_access_tokens: false },
       { ...valid, dpop_bound_access_tokens: 'true' },
       { ...valid, profile: 'custom' },
@@ -274,7 +279,7 @@ describe('ClientService', () => {
     const strict = new ClientService(database.db, box, async () => {
       throw Object.assign(new Error('invalid_client_metadata'), { error_description: 'redirect_uris must use https' });
     });
-    const error = await strict.createClient({ client_id: 'tpp-refused', jwks: { keys: [publicJwk] } }).then(() => undefined, (e: unknown) => e);
+    const error = await strict.createClient({ client_id: 'tpp-refused', redirect_uris: ['https://tpp.example/cb'], jwks: { keys: [publicJwk] } }).then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(ValidationError);
     expect(error).toMatchObject({ code: 'INVALID_CLIENT_METADATA', message: 'redirect_uris must use https' });
     expect(await clientService.findProviderMetadata('tpp-refused')).toBeUndefined();

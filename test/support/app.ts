@@ -1,9 +1,10 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 import { createApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { buildContainer, type Container } from '../../src/container.js';
+import { createPublicServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/logger.js';
 import type { TestDatabase } from './database.js';
 
@@ -27,12 +28,15 @@ export function testConfig(database: TestDatabase, overrides: Record<string, str
   });
 }
 
-/** Starts the real app on 127.0.0.1 with an ephemeral port; the issuer is its URL. */
+/**
+ * Starts the real app on 127.0.0.1 with an ephemeral port; the issuer is its URL
+ * (https:// when the overrides set TLS_CERT_FILE / TLS_KEY_FILE).
+ */
 export async function startTestApp(database: TestDatabase, overrides: Record<string, string> = {}, now?: () => Date): Promise<TestApp> {
-  const server = createServer();
+  const server = createPublicServer(testConfig(database, overrides));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${overrides.TLS_CERT_FILE === undefined ? 'http' : 'https'}://127.0.0.1:${port}`;
   const config = testConfig(database, { ISSUER: url, PORT: String(port), ...overrides });
   const container = await buildContainer(config, {
     log: createLogger('silent'),

@@ -16,13 +16,19 @@ export interface Page {
 
 export class FormBrowser {
   readonly jar = new CookieJar();
+  readonly #fetch: typeof fetch;
+
+  /** `fetchImpl` lets a test talk TLS with its own CA (an undici Agent). */
+  constructor(fetchImpl: typeof fetch = fetch) {
+    this.#fetch = fetchImpl;
+  }
 
   async request(url: string, init: RequestInit = {}): Promise<Response> {
     const cookie = await this.jar.getCookieString(url);
     const headers = new Headers(init.headers);
     if (cookie) headers.set('cookie', cookie);
     headers.set('accept', 'text/html');
-    const response = await fetch(url, { ...init, headers, redirect: 'manual' });
+    const response = await this.#fetch(url, { ...init, headers, redirect: 'manual' });
     for (const setCookie of response.headers.getSetCookie()) await this.jar.setCookie(setCookie, url);
     return response;
   }

@@ -163,7 +163,7 @@ describe('loadConfig rejects invalid values with a one-line ConfigError naming t
     ['SSA_JWKS_URI without SSA_ISSUER', { SSA_JWKS_URI: 'https://directory.example/jwks' }, 'SSA_ISSUER'],
     ['TLS_CERT_FILE without TLS_KEY_FILE', { TLS_CERT_FILE: '/tls/cert.pem' }, 'TLS_KEY_FILE'],
     ['TLS_KEY_FILE without TLS_CERT_FILE', { TLS_KEY_FILE: '/tls/key.pem' }, 'TLS_CERT_FILE'],
-    ['TLS_CLIENT_CA_FILE alone', { TLS_CLIENT_CA_FILE: '/tls/ca.pem' }, 'TLS_CLIENT_CA_FILE'],
+    ['TLS_CLIENT_CA_FILE without TLS or a trusted proxy', { TLS_CLIENT_CA_FILE: '/tls/ca.pem' }, 'TLS_CLIENT_CA_FILE'],
     ['FETCH_ALLOW_PRIVATE_NETWORKS=maybe', { FETCH_ALLOW_PRIVATE_NETWORKS: 'maybe' }, 'FETCH_ALLOW_PRIVATE_NETWORKS'],
     ['ARGON2_MEMORY_KIB=1024 (below minimum)', { ARGON2_MEMORY_KIB: '1024' }, 'ARGON2_MEMORY_KIB'],
     ['ARGON2_MEMORY_KIB=19455 (one below minimum)', { ARGON2_MEMORY_KIB: '19455' }, 'ARGON2_MEMORY_KIB'],
