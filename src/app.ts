@@ -15,6 +15,7 @@ import { securityHeaders } from './http/security-headers.js';
 import type { Views } from './http/views.js';
 import { interactionRouter } from './interactions/router.js';
 import { adjustDiscovery } from './oidc/discovery.js';
+import { rejectFutureDpopProofs } from './oidc/dpop-time.js';
 import type { ProviderHolder } from './oidc/provider-holder.js';
 import { VIEWS_DIR } from './paths.js';
 import type { CustomerService } from './services/customers.js';
@@ -28,6 +29,7 @@ export interface AppDeps {
   readonly csrf: Csrf;
   readonly cookieKeys: string[];
   readonly log: Logger;
+  readonly now: () => Date;
 }
 
 const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'utf8');
@@ -40,7 +42,8 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
  *   4. health              /healthz (process), /readyz (database)
  *   5. static              the one stylesheet
  *   6. interactions        sign-in and consent pages (their own body parsing)
- *   7. discovery           FAPI 2.0 adjustments to oidc-provider's discovery document
+ *   7. discovery, DPoP     FAPI 2.0 adjustments to the discovery document; DPoP proofs
+ *                          dated > 60 s ahead refused
  *   8. oidc-provider       every protocol endpoint; mounted last, no body parser before it
  */
 export function createApp(deps: AppDeps): Koa {
@@ -77,6 +80,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   app.use(adjustDiscovery);
+  app.use(rejectFutureDpopProofs(deps.now));
   app.use(currentProvider);
   return app;
 }

@@ -36,6 +36,7 @@ export interface Container {
   readonly views: Views;
   readonly csrf: Csrf;
   readonly cookieKeys: string[];
+  readonly now: () => Date;
   close(): Promise<void>;
 }
 
@@ -103,7 +104,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const sweeper = new Sweeper(db, log, now);
 
     return {
-      config, log, database, customers, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys,
+      config, log, database, customers, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
       async close() {
         sweeper.stop();
         keyRefresher.stop();
