@@ -16,6 +16,7 @@ import type { Views } from './http/views.js';
 import { interactionRouter } from './interactions/router.js';
 import { adjustDiscovery } from './oidc/discovery.js';
 import { rejectFutureDpopProofs } from './oidc/dpop-time.js';
+import { requirePushedRequests } from './oidc/par-required.js';
 import type { ProviderHolder } from './oidc/provider-holder.js';
 import { VIEWS_DIR } from './paths.js';
 import type { CustomerService } from './services/customers.js';
@@ -42,8 +43,8 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
  *   4. health              /healthz (process), /readyz (database)
  *   5. static              the one stylesheet
  *   6. interactions        sign-in and consent pages (their own body parsing)
- *   7. discovery, DPoP     FAPI 2.0 adjustments to the discovery document; DPoP proofs
- *                          dated > 60 s ahead refused
+ *   7. FAPI 2.0 filters    discovery adjustments; DPoP proofs dated > 60 s ahead refused;
+ *                          authorization requests that were not pushed refused (no redirect)
  *   8. oidc-provider       every protocol endpoint; mounted last, no body parser before it
  */
 export function createApp(deps: AppDeps): Koa {
@@ -81,6 +82,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(interactions.allowedMethods());
   app.use(adjustDiscovery);
   app.use(rejectFutureDpopProofs(deps.now));
+  app.use(requirePushedRequests(deps.providers));
   app.use(currentProvider);
   return app;
 }

@@ -11,7 +11,8 @@ import type { SecretBox } from '../services/secret-box.js';
 import { ACR_VALUES } from './acr.js';
 import { createAdapterFactory } from './adapter.js';
 import type { Executor } from '../db/database.js';
-import { FAPI_AUTH_METHODS, RESOURCE_SERVER_AUTH_METHOD } from './discovery.js';
+import { FAPI2_AUTH_METHODS } from '../services/client-policy.js';
+import { RESOURCE_SERVER_AUTH_METHOD } from './discovery.js';
 import { assertClientAssertion, assertRequestObject, FUTURE_SKEW_SECONDS } from './jwt-rules.js';
 import type { CertificateSource } from './mtls.js';
 import { buildInteractionPolicy } from './policy.js';
@@ -81,7 +82,7 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
     responseTypes: ['code'],
     // client_secret_basic is for resource servers only (they have no grant types, so they
     // can use it at introspection and revocation and nowhere else); see discovery.ts.
-    clientAuthMethods: [...FAPI_AUTH_METHODS, RESOURCE_SERVER_AUTH_METHOD],
+    clientAuthMethods: [...FAPI2_AUTH_METHODS, RESOURCE_SERVER_AUTH_METHOD],
     // FAPI 2.0: JWTs up to 10 s in the future are accepted (see jwt-rules.ts).
     clockTolerance: FUTURE_SKEW_SECONDS,
     assertJwtClientAuthClaimsAndHeader: assertClientAssertion(deps.now),
@@ -127,7 +128,9 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
         allowedPolicy: async (ctx, client, token) => isResourceServer(client) || token.clientId === client.clientId,
       },
       userinfo: { enabled: true },
-      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: true, allowUnregisteredRedirectUris: false },
+      // PAR is required per client (require_pushed_authorization_requests, enforced for every
+      // fapi2 client by client-policy.ts); discovery advertises it as required (discovery.ts).
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false, allowUnregisteredRedirectUris: false },
       // JAR: signed request objects, pushed to /request (a client may require them).
       requestObjects: { enabled: true, requireSignedRequestObject: false, assertJwtClaimsAndHeader: assertRequestObject(deps.now) },
       // JARM: response_mode=jwt signs the authorization response.

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 
-/** Client authentication a TPP may use at the token and PAR endpoints (FAPI 2.0). */
-export const FAPI_AUTH_METHODS = ['private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth'] as const;
+import { FAPI2_AUTH_METHODS as FAPI_AUTH_METHODS } from '../services/client-policy.js';
+
 /** Resource servers also authenticate with their secret, at introspection and revocation only. */
 export const RESOURCE_SERVER_AUTH_METHOD = 'client_secret_basic';
 
@@ -22,6 +22,8 @@ export async function adjustDiscovery(ctx: Context, next: Next): Promise<void> {
   if (ctx.method !== 'GET' || ctx.path !== '/.well-known/openid-configuration' || ctx.status !== 200) return;
   const body = ctx.body as Record<string, unknown> | undefined;
   if (body === undefined || typeof body !== 'object') return;
+  // Every TPP must push its requests; only first-party clients (profile oidc) may not.
+  body.require_pushed_authorization_requests = true;
   body.token_endpoint_auth_methods_supported = [...FAPI_AUTH_METHODS];
   body.introspection_endpoint_auth_methods_supported = [...FAPI_AUTH_METHODS, RESOURCE_SERVER_AUTH_METHOD];
   body.revocation_endpoint_auth_methods_supported = [...FAPI_AUTH_METHODS, RESOURCE_SERVER_AUTH_METHOD];

@@ -3,7 +3,13 @@ import { ValidationError } from './errors.js';
 /**
  * The FAPI 2.0 Security Profile as rules on client metadata, shared by every way a
  * client comes to exist (CLI, dynamic registration). Pure: no I/O.
+ *
+ * Profile `fapi2` (every TPP): PAR required, a token binding required.
+ * Profile `oidc` (first-party clients an operator creates with the CLI): plain OIDC code
+ * flow — PAR and token binding optional — but still a confidential client (the same
+ * authentication methods), PKCE (enforced for everyone by the provider), code only.
  */
+export type Profile = 'fapi2' | 'oidc';
 export const FAPI2_AUTH_METHODS = ['private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth'] as const;
 const TLS_SUBJECT_MEMBERS = ['tls_client_auth_subject_dn', 'tls_client_auth_san_dns', 'tls_client_auth_san_uri', 'tls_client_auth_san_ip', 'tls_client_auth_san_email'] as const;
 const GRANT_TYPES = new Set(['authorization_code', 'refresh_token', 'client_credentials']);
@@ -13,22 +19,25 @@ function invalid(message: string): never {
 }
 
 /** FAPI 2.0 defaults for what the metadata leaves out. */
-export function withFapiDefaults(input: Record<string, unknown>): Record<string, unknown> {
+export function withFapiDefaults(input: Record<string, unknown>, profile: Profile = 'fapi2'): Record<string, unknown> {
   const certificateBound = input.tls_client_certificate_bound_access_tokens === true;
   return {
     token_endpoint_auth_method: 'private_key_jwt',
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
-    // Every token is sender-constrained: DPoP unless the client binds to its certificate.
-    dpop_bound_access_tokens: !certificateBound,
-    require_pushed_authorization_requests: true,
+    // Every TPP token is sender-constrained: DPoP unless the client binds to its certificate.
+    dpop_bound_access_tokens: profile === 'fapi2' && !certificateBound,
+    require_pushed_authorization_requests: profile === 'fapi2',
     id_token_signed_response_alg: 'PS256',
     ...input,
   };
 }
 
 /** Throws ValidationError(INVALID_CLIENT_METADATA) naming the first broken rule. */
-export function assertFapiClientMetadata(metadata: Record<string, unknown>): void {
+export function assertFapiClientMetadata(metadata: Record<string, unknown>, profile: Profile = 'fapi2'): void {
+  if (profile === 'fapi2' && metadata.require_pushed_authorization_requests !== true) {
+    invalid('require_pushed_authorization_requests must be true: authorization requests are pushed');
+  }
   const method = metadata.token_endpoint_auth_method;
   if (!FAPI2_AUTH_METHODS.includes(method as (typeof FAPI2_AUTH_METHODS)[number])) {
     invalid(`token_endpoint_auth_method must be one of ${FAPI2_AUTH_METHODS.join(', ')}`);
@@ -42,7 +51,7 @@ export function assertFapiClientMetadata(metadata: Record<string, unknown>): voi
     const present = TLS_SUBJECT_MEMBERS.filter((member) => metadata[member] !== undefined);
     if (present.length !== 1) invalid(`tls_client_auth needs exactly one of ${TLS_SUBJECT_MEMBERS.join(', ')}`);
   }
-  if (metadata.dpop_bound_access_tokens !== true && metadata.tls_client_certificate_bound_access_tokens !== true) {
+  if (profile === 'fapi2' && metadata.dpop_bound_access_tokens !== true && metadata.tls_client_certificate_bound_access_tokens !== true) {
     invalid('every token is sender-constrained: set dpop_bound_access_tokens or tls_client_certificate_bound_access_tokens to true');
   }
   const responseTypes = metadata.response_types;
