@@ -14,6 +14,7 @@ import { requestId } from './http/request-id.js';
 import { securityHeaders } from './http/security-headers.js';
 import type { Views } from './http/views.js';
 import { interactionRouter } from './interactions/router.js';
+import { clientMismatchIsInvalidClient } from './oidc/client-auth-errors.js';
 import { adjustDiscovery } from './oidc/discovery.js';
 import { rejectFutureDpopProofs } from './oidc/dpop-time.js';
 import { requirePushedRequests } from './oidc/par-required.js';
@@ -43,7 +44,8 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
  *   4. health              /healthz (process), /readyz (database)
  *   5. static              the one stylesheet
  *   6. interactions        sign-in and consent pages (their own body parsing)
- *   7. FAPI 2.0 filters    discovery adjustments; DPoP proofs dated > 60 s ahead refused;
+ *   7. FAPI 2.0 filters    discovery adjustments; client_id mismatch → invalid_client;
+ *                          DPoP proofs dated > 60 s ahead refused;
  *                          authorization requests that were not pushed refused (no redirect)
  *   8. oidc-provider       every protocol endpoint; mounted last, no body parser before it
  */
@@ -81,6 +83,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   app.use(adjustDiscovery);
+  app.use(clientMismatchIsInvalidClient);
   app.use(rejectFutureDpopProofs(deps.now));
   app.use(requirePushedRequests(deps.providers));
   app.use(currentProvider);

@@ -155,7 +155,7 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
     },
     ttl: {
       AuthorizationCode: 60,
-      PushedAuthorizationRequest: 90,
+      PushedAuthorizationRequest: 60,
       AccessToken: config.accessTokenTtl,
       ClientCredentials: config.accessTokenTtl,
       RefreshToken: config.refreshTokenTtl,
