@@ -20,13 +20,19 @@ import { rejectFutureDpopProofs } from './oidc/dpop-time.js';
 import { requirePushedRequests } from './oidc/par-required.js';
 import type { ProviderHolder } from './oidc/provider-holder.js';
 import { VIEWS_DIR } from './paths.js';
+import type { AuthenticationService } from './services/authentication.js';
 import type { CustomerService } from './services/customers.js';
+import type { SecretBox } from './services/secret-box.js';
+import type { TotpService } from './services/totp.js';
 
 export interface AppDeps {
   readonly config: Config;
   readonly database: Database;
   readonly providers: ProviderHolder;
   readonly customers: CustomerService;
+  readonly authentication: AuthenticationService;
+  readonly totp: TotpService;
+  readonly box: SecretBox;
   readonly views: Views;
   readonly csrf: Csrf;
   readonly cookieKeys: string[];
@@ -68,7 +74,7 @@ export function createApp(deps: AppDeps): Koa {
     ctx.body = STYLESHEET;
   });
 
-  const interactions = interactionRouter({ providers: deps.providers, customers: deps.customers, views: deps.views, csrf: deps.csrf });
+  const interactions = interactionRouter(deps);
   // The provider is rebuilt when signing keys change; requests go to the current one.
   let mounted = { provider: deps.providers.current, middleware: mount(deps.providers.current) };
   const currentProvider: Koa.Middleware = (ctx, next) => {

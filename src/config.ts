@@ -54,6 +54,19 @@ export interface Config {
   readonly refreshTokenTtl: number;
   /** seconds between sweeps of expired rows */
   readonly sweepIntervalSeconds: number;
+  readonly sca: {
+    /** consecutive failed sign-ins (any factor) before a block; PSD2 RTS allows at most 5 */
+    readonly maxFailures: number;
+    /** seconds a block lasts */
+    readonly blockSeconds: number;
+    /** the n-th consecutive block is permanent (only `portcullis user unlock` lifts it) */
+    readonly permanentAfterBlocks: number;
+    /** failed sign-ins one IP address may cause per window, whatever the usernames */
+    readonly ipMaxFailures: number;
+    readonly ipWindowSeconds: number;
+    /** seconds of inactivity that end an authenticated session (PSD2 RTS: at most 300) */
+    readonly sessionIdleSeconds: number;
+  };
   readonly keys: {
     /** seconds a rotated-in key is published before it signs */
     readonly activationDelaySeconds: number;
@@ -202,6 +215,14 @@ export function loadConfig(env: Env): Config {
     accessTokenTtl: integer(env, 'ACCESS_TOKEN_TTL', 600, 30, 86400),
     refreshTokenTtl: integer(env, 'REFRESH_TOKEN_TTL', 90 * 86400, 60, 180 * 86400),
     sweepIntervalSeconds: integer(env, 'SWEEP_INTERVAL_SECONDS', 60, 1, 86400),
+    sca: Object.freeze({
+      maxFailures: integer(env, 'LOCKOUT_MAX_FAILURES', 5, 1, 5),
+      blockSeconds: integer(env, 'LOCKOUT_BLOCK_SECONDS', 1800, 60, 30 * 86400),
+      permanentAfterBlocks: integer(env, 'LOCKOUT_PERMANENT_AFTER_BLOCKS', 3, 1, 100),
+      ipMaxFailures: integer(env, 'SIGNIN_IP_MAX_FAILURES', 30, 1, 100000),
+      ipWindowSeconds: integer(env, 'SIGNIN_IP_WINDOW_SECONDS', 900, 1, 86400),
+      sessionIdleSeconds: integer(env, 'SESSION_IDLE_SECONDS', 300, 30, 300),
+    }),
     keys: Object.freeze({
       activationDelaySeconds: integer(env, 'KEY_ACTIVATION_DELAY_SECONDS', 3600, 0, 30 * 86400),
       retentionSeconds: integer(env, 'KEY_RETENTION_SECONDS', 86400, 300, 365 * 86400),

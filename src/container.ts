@@ -11,12 +11,15 @@ import { createLogger } from './logger.js';
 import { buildProviderConfiguration } from './oidc/configuration.js';
 import { createCertificateSource } from './oidc/mtls.js';
 import { KeyRefresher, ProviderHolder } from './oidc/provider-holder.js';
+import { AuditLog } from './services/audit.js';
+import { AuthenticationService } from './services/authentication.js';
 import { ClientService } from './services/clients.js';
 import { CustomerService } from './services/customers.js';
 import { KeyService } from './services/keys.js';
 import { PasswordHasher } from './services/passwords.js';
 import { loadOrCreateDevMasterKey, SecretBox } from './services/secret-box.js';
 import { ServerSecrets } from './services/server-secrets.js';
+import { TotpService } from './services/totp.js';
 import { Sweeper } from './services/sweeper.js';
 
 /**
@@ -28,6 +31,10 @@ export interface Container {
   readonly log: Logger;
   readonly database: Database;
   readonly customers: CustomerService;
+  readonly audit: AuditLog;
+  readonly totp: TotpService;
+  readonly authentication: AuthenticationService;
+  readonly box: SecretBox;
   readonly clients: ClientService;
   readonly keys: KeyService;
   readonly sweeper: Sweeper;
@@ -79,6 +86,9 @@ export async function buildContainer(config: Config, options: ContainerOptions =
 
     const passwords = new PasswordHasher(config.argon2);
     const customers = new CustomerService(db, passwords);
+    const audit = new AuditLog(db, now);
+    const totp = new TotpService({ db, box, recoveryKey: await secrets.get('recovery_code_key'), audit, now });
+    const authentication = new AuthenticationService({ db, passwords, totp, audit, rules: config.sca, now });
     const views = createViews();
     const certificates = createCertificateSource(config);
     // The provider validates client metadata; the client store is needed to build it.
@@ -104,7 +114,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const sweeper = new Sweeper(db, log, now);
 
     return {
-      config, log, database, customers, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
+      config, log, database, customers, audit, totp, authentication, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
       async close() {
         sweeper.stop();
         keyRefresher.stop();

@@ -23,11 +23,14 @@ const MAX_STDIN_BYTES = 1024 * 1024;
 const USAGE = `usage: portcullis <command> [--json]
   migrate
   user create --username U --password-stdin [--name N] [--email E]
+  user totp --username U
+  user unlock --username U
   account add --username U --id ID --name NAME --iban IBAN --currency CUR [--balance AMOUNT]
   client create --metadata-file F|-
   resource-server create --name N
   keys list
   keys rotate
+  audit verify
 `;
 
 type Options = Record<string, string | boolean | undefined>;
@@ -61,6 +64,9 @@ function optionalStr(options: Options, name: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
+/** Audit events of CLI actions name the operator's tool as the actor. */
+const CLI_AUDIT = { actor: 'cli' } as const;
+
 const COMMANDS: Record<string, Command> = {
   'user create': {
     options: { username: { type: 'string' }, 'password-stdin': { type: 'boolean' }, name: { type: 'string' }, email: { type: 'string' } },
@@ -72,6 +78,27 @@ const COMMANDS: Record<string, Command> = {
         username: str(options, 'username'), password, name: optionalStr(options, 'name'), email: optionalStr(options, 'email'),
       });
       return { json: created, text: `created user ${created.username} (${created.id})\n` };
+    },
+  },
+  'user totp': {
+    options: { username: { type: 'string' } },
+    required: ['username'],
+    async run(container, options) {
+      const user = await container.customers.requireByUsername(str(options, 'username'));
+      const enrolment = await container.totp.enrol(user.id, user.username, CLI_AUDIT);
+      return {
+        json: { secret: enrolment.secret, otpauth_uri: enrolment.otpauthUri, recovery_codes: enrolment.recoveryCodes },
+        text: `secret: ${enrolment.secret}\notpauth_uri: ${enrolment.otpauthUri}\nrecovery codes (each works once): ${enrolment.recoveryCodes.join(' ')}\n`,
+      };
+    },
+  },
+  'user unlock': {
+    options: { username: { type: 'string' } },
+    required: ['username'],
+    async run(container, options) {
+      const user = await container.customers.requireByUsername(str(options, 'username'));
+      await container.authentication.unlock(user.id, CLI_AUDIT);
+      return { json: { username: user.username, unlocked: true }, text: `unlocked ${user.username}\n` };
     },
   },
   'account add': {
@@ -165,6 +192,17 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   }
 
   try {
+    if (args[0] === 'audit' && args[1] === 'verify' && args.length === 2) {
+      const container = await buildContainer(config, { log: createLogger('silent') });
+      try {
+        const result = await container.audit.verify();
+        io.stdout(json ? `${JSON.stringify(result)}\n` : result.ok ? `audit chain intact: ${result.events} events\n` : `audit chain BROKEN at event ${result.brokenAt} (after ${result.events} good events)\n`);
+        if (!result.ok) io.stderr(`portcullis: audit chain broken at event ${result.brokenAt}\n`);
+        return result.ok ? 0 : 1;
+      } finally {
+        await container.close();
+      }
+    }
     if (args[0] === 'migrate' && args.length === 1) {
       const database = await openMigratedDatabase(config);
       try {
@@ -178,7 +216,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
     const name = args.slice(0, 2).join(' ');
     const command = COMMANDS[name];
-    if (command === undefined) return fail(`unknown command "${args.slice(0, 2).join(' ')}"\n${USAGE}`, 2);
+    if (command === undefined) return fail(`unknown command "${args.slice(0, 2).join(' ')}" (portcullis --help lists the commands)`, 2);
 
     let parsed: Options;
     try {

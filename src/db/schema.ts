@@ -13,6 +13,35 @@ export interface UsersTable {
   email: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+  totp_secret_enc: string | null;
+  /** int8: parsed as a number (see database.ts) */
+  totp_last_step: number | null;
+  totp_enrolled_at: NullableTimestamp;
+  failed_attempts: Generated<number>;
+  locked_until: NullableTimestamp;
+  lock_count: Generated<number>;
+  locked_permanently: Generated<boolean>;
+}
+
+export interface RecoveryCodesTable {
+  user_id: string;
+  code_hash: string;
+  used_at: NullableTimestamp;
+  created_at: Timestamp;
+}
+
+export interface AuditEventsTable {
+  seq: number;
+  occurred_at: Timestamp;
+  type: string;
+  actor: string | null;
+  client_id: string | null;
+  user_id: string | null;
+  ip: string | null;
+  request_id: string | null;
+  data: JSONColumnType<Record<string, unknown>>;
+  prev_hash: string;
+  hash: string;
 }
 
 export interface BankAccountsTable {
@@ -68,6 +97,8 @@ export interface ServerSecretsTable {
 
 export interface DB {
   users: UsersTable;
+  recovery_codes: RecoveryCodesTable;
+  audit_events: AuditEventsTable;
   bank_accounts: BankAccountsTable;
   clients: ClientsTable;
   oidc_models: OidcModelsTable;

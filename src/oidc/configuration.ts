@@ -8,7 +8,7 @@ import { KIND_METADATA, PROFILE_METADATA } from '../services/clients.js';
 import type { CustomerService } from '../services/customers.js';
 import { SIGNING_ALGS } from '../services/keys.js';
 import type { SecretBox } from '../services/secret-box.js';
-import { ACR_VALUES } from './acr.js';
+import { ACR_VALUES } from '../services/acr.js';
 import { createAdapterFactory } from './adapter.js';
 import type { Executor } from '../db/database.js';
 import { FAPI2_AUTH_METHODS } from '../services/client-policy.js';
@@ -163,7 +163,9 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
       Grant: config.refreshTokenTtl,
       IdToken: 300,
       Interaction: 600,
-      Session: 3600,
+      // PSD2 RTS art. 4(3)(d): inactivity ends the session. oidc-provider re-saves the
+      // session on every authorization request, so this is a sliding idle timeout.
+      Session: config.sca.sessionIdleSeconds,
     },
     rotateRefreshToken: false,
     // API consents are not browser sessions: signing out of the bank does not cut off the TPP.

@@ -1,0 +1,54 @@
+import { sql } from 'kysely';
+
+import type { Executor } from '../database.js';
+
+export interface StoredAuditEvent {
+  seq: number;
+  occurredAt: Date;
+  type: string;
+  actor: string | null;
+  clientId: string | null;
+  userId: string | null;
+  ip: string | null;
+  requestId: string | null;
+  data: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+/** Serialises appends to the chain for the rest of the caller's transaction. */
+export async function lockChain(trx: Executor): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext('portcullis:audit-chain'))`.execute(trx);
+}
+
+export async function lastEvent(trx: Executor): Promise<{ seq: number; hash: string } | undefined> {
+  const row = await trx.selectFrom('audit_events').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  return row === undefined ? undefined : { seq: Number(row.seq), hash: row.hash };
+}
+
+export async function insertEvent(trx: Executor, event: StoredAuditEvent): Promise<void> {
+  await trx.insertInto('audit_events').values({
+    seq: event.seq,
+    occurred_at: event.occurredAt,
+    type: event.type,
+    actor: event.actor,
+    client_id: event.clientId,
+    user_id: event.userId,
+    ip: event.ip,
+    request_id: event.requestId,
+    data: JSON.stringify(event.data),
+    prev_hash: event.prevHash,
+    hash: event.hash,
+  }).execute();
+}
+
+/** Events in chain order, `limit` at a time after `afterSeq`. */
+export async function eventsAfter(db: Executor, afterSeq: number, limit: number): Promise<StoredAuditEvent[]> {
+  const rows = await db.selectFrom('audit_events')
+    .select(['seq', 'occurred_at', 'type', 'actor', 'client_id', 'user_id', 'ip', 'request_id', 'data', 'prev_hash', 'hash'])
+    .where('seq', '>', afterSeq).orderBy('seq').limit(limit).execute();
+  return rows.map((r) => ({
+    seq: Number(r.seq), occurredAt: r.occurred_at, type: r.type, actor: r.actor, clientId: r.client_id, userId: r.user_id,
+    ip: r.ip, requestId: r.request_id, data: r.data, prevHash: r.prev_hash, hash: r.hash,
+  }));
+}
