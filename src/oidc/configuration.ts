@@ -175,14 +175,18 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
       policy: buildInteractionPolicy(),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
-    async findAccount(_ctx, sub) {
+    async findAccount(_ctx, sub, token) {
       const profile = await customers.profile(sub);
       if (profile === undefined) return undefined;
+      // At userinfo, `token` is the access token: it carries how the customer authenticated.
+      const extra = (token as { extra?: { acr?: unknown; amr?: unknown } } | undefined)?.extra;
       return {
         accountId: profile.id,
         async claims() {
           return {
             sub: profile.id,
+            ...(typeof extra?.acr === 'string' ? { acr: extra.acr } : {}),
+            ...(Array.isArray(extra?.amr) ? { amr: extra.amr } : {}),
             ...(profile.name === null ? {} : { name: profile.name }),
             ...(profile.email === null ? {} : { email: profile.email }),
           };

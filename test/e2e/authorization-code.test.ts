@@ -37,7 +37,7 @@ describe('authorization code flow: PAR + private_key_jwt + DPoP + PKCE (openid-c
     expect(idClaims?.amr).toEqual(['pwd']);
 
     const userinfo = await client.fetchUserInfo(tpp.config, tokens.access_token, alice.id, { DPoP: tpp.dpop });
-    expect(userinfo).toMatchObject({ sub: alice.id, name: 'Alice Example' });
+    expect(userinfo).toMatchObject({ sub: alice.id, name: 'Alice Example', acr: 'urn:openbanking:psd2:ca', amr: ['pwd'] });
 
     const introspected = await client.tokenIntrospection(rs, tokens.access_token);
     const jkt = await calculateJwkThumbprint(await exportJWK(tpp.dpopKeys.publicKey));
