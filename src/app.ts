@@ -22,6 +22,7 @@ import type { ProviderHolder } from './oidc/provider-holder.js';
 import { VIEWS_DIR } from './paths.js';
 import type { AuthenticationService } from './services/authentication.js';
 import type { CustomerService } from './services/customers.js';
+import type { PaymentScaService } from './services/payment-sca.js';
 import type { SecretBox } from './services/secret-box.js';
 import type { TotpService } from './services/totp.js';
 
@@ -32,6 +33,7 @@ export interface AppDeps {
   readonly customers: CustomerService;
   readonly authentication: AuthenticationService;
   readonly totp: TotpService;
+  readonly paymentSca: PaymentScaService;
   readonly box: SecretBox;
   readonly views: Views;
   readonly csrf: Csrf;

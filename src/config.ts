@@ -67,6 +67,14 @@ export interface Config {
     /** seconds of inactivity that end an authenticated session (PSD2 RTS: at most 300) */
     readonly sessionIdleSeconds: number;
   };
+  /** the resource indicator (RFC 8707) of the bank's APIs: audience of consent-bound tokens */
+  readonly apiResource: string;
+  readonly payments: {
+    /** ISO 4217 currencies a payment may be in */
+    readonly currencies: readonly string[];
+    /** largest payment amount accepted, a decimal string */
+    readonly maxAmount: string;
+  };
   readonly keys: {
     /** seconds a rotated-in key is published before it signs */
     readonly activationDelaySeconds: number;
@@ -118,6 +126,19 @@ function url(env: Env, name: string, protocols: readonly string[]): string | und
     return fail(name, `a URL (${protocols.join(', ')})`);
   }
   if (!protocols.includes(parsed.protocol)) fail(name, `a URL (${protocols.join(', ')})`);
+  return raw;
+}
+
+function currencies(env: Env): string[] {
+  const raw = text(env, 'PAYMENT_CURRENCIES') ?? 'EUR,GBP,USD,CHF,SEK,DKK,NOK,PLN,CZK';
+  const list = raw.split(',').map((c) => c.trim());
+  if (list.length === 0 || list.some((c) => !/^[A-Z]{3}$/.test(c))) fail('PAYMENT_CURRENCIES', 'a comma-separated list of ISO 4217 codes, e.g. EUR,GBP');
+  return list;
+}
+
+function decimal(env: Env, name: string, fallback: string): string {
+  const raw = text(env, name) ?? fallback;
+  if (!/^[1-9]\d{0,14}(\.\d{1,3})?$/.test(raw)) fail(name, 'a positive decimal number such as 100000 or 2500.50');
   return raw;
 }
 
@@ -222,6 +243,11 @@ export function loadConfig(env: Env): Config {
       ipMaxFailures: integer(env, 'SIGNIN_IP_MAX_FAILURES', 30, 1, 100000),
       ipWindowSeconds: integer(env, 'SIGNIN_IP_WINDOW_SECONDS', 900, 1, 86400),
       sessionIdleSeconds: integer(env, 'SESSION_IDLE_SECONDS', 300, 30, 300),
+    }),
+    apiResource: url(env, 'API_RESOURCE', ['https:', 'http:', 'urn:']) ?? 'urn:portcullis:bank-api',
+    payments: Object.freeze({
+      currencies: Object.freeze(currencies(env)),
+      maxAmount: decimal(env, 'PAYMENT_MAX_AMOUNT', '100000'),
     }),
     keys: Object.freeze({
       activationDelaySeconds: integer(env, 'KEY_ACTIVATION_DELAY_SECONDS', 3600, 0, 30 * 86400),

@@ -13,6 +13,8 @@ import { createCertificateSource } from './oidc/mtls.js';
 import { KeyRefresher, ProviderHolder } from './oidc/provider-holder.js';
 import { AuditLog } from './services/audit.js';
 import { AuthenticationService } from './services/authentication.js';
+import { AuthorizationDetailsValidator } from './services/authorization-details.js';
+import { PaymentScaService } from './services/payment-sca.js';
 import { ClientService } from './services/clients.js';
 import { CustomerService } from './services/customers.js';
 import { KeyService } from './services/keys.js';
@@ -34,6 +36,7 @@ export interface Container {
   readonly audit: AuditLog;
   readonly totp: TotpService;
   readonly authentication: AuthenticationService;
+  readonly paymentSca: PaymentScaService;
   readonly box: SecretBox;
   readonly clients: ClientService;
   readonly keys: KeyService;
@@ -89,6 +92,8 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const audit = new AuditLog(db, now);
     const totp = new TotpService({ db, box, recoveryKey: await secrets.get('recovery_code_key'), audit, now });
     const authentication = new AuthenticationService({ db, passwords, totp, audit, rules: config.sca, now });
+    const details = new AuthorizationDetailsValidator(config.payments);
+    const paymentSca = new PaymentScaService(db, audit, now);
     const views = createViews();
     const certificates = createCertificateSource(config);
     // The provider validates client metadata; the client store is needed to build it.
@@ -104,6 +109,8 @@ export async function buildContainer(config: Config, options: ContainerOptions =
         cookieKeys,
         dpopNonceSecret,
         certificates,
+        details,
+        paymentSca,
       }));
       provider.proxy = false;
       return provider;
@@ -114,7 +121,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const sweeper = new Sweeper(db, log, now);
 
     return {
-      config, log, database, customers, audit, totp, authentication, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
+      config, log, database, customers, audit, totp, authentication, paymentSca, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
       async close() {
         sweeper.stop();
         keyRefresher.stop();

@@ -44,6 +44,15 @@ export interface AuditEventsTable {
   hash: string;
 }
 
+export interface PaymentScaTable {
+  flow_id: string;
+  user_id: string;
+  details_hash: string;
+  authenticated_at: Timestamp;
+  grant_id: string | null;
+  created_at: Timestamp;
+}
+
 export interface BankAccountsTable {
   id: string;
   user_id: string;
@@ -99,6 +108,7 @@ export interface DB {
   users: UsersTable;
   recovery_codes: RecoveryCodesTable;
   audit_events: AuditEventsTable;
+  payment_sca: PaymentScaTable;
   bank_accounts: BankAccountsTable;
   clients: ClientsTable;
   oidc_models: OidcModelsTable;

@@ -4,12 +4,30 @@ import type { Context } from 'koa';
 import { HttpError } from '../http/errors.js';
 import { formField, formList, parseForm } from '../http/form.js';
 import { SCOPE_DESCRIPTIONS } from '../oidc/configuration.js';
-import type { CustomerService } from '../services/customers.js';
+import {
+  ACCOUNT_INFORMATION, formatAmount, parseDetails, PAYMENT_INITIATION,
+  type AccountInformationDetail, type AuthorizationDetail, type PaymentInitiationDetail,
+} from '../services/authorization-details.js';
+import type { BankAccount, CustomerService } from '../services/customers.js';
+import type { PaymentScaService } from '../services/payment-sca.js';
 import type { Details, InteractionKit } from './kit.js';
 
 export interface ConsentDeps {
   readonly kit: InteractionKit;
   readonly customers: CustomerService;
+  readonly paymentSca: PaymentScaService;
+}
+
+const ACTION_WORDS: Readonly<Record<string, string>> = {
+  list_accounts: 'see which accounts you chose',
+  read_balances: 'see their balances',
+  read_transactions: 'see their transactions',
+};
+
+function describeAccountAccess(detail: AccountInformationDetail): string {
+  const actions = detail.actions.map((a) => ACTION_WORDS[a] ?? a).join(', ');
+  const until = detail.expires_at === undefined ? '' : ` until ${new Date(detail.expires_at).toUTCString().slice(5, 16)}`;
+  return `Read your accounts: ${actions}${until}`;
 }
 
 function maskIban(iban: string): string {
@@ -22,21 +40,50 @@ function maskIban(iban: string): string {
  *   POST …/consent                  allow (with the chosen accounts, all the customer's own) | deny
  */
 export function registerConsent(router: Router, deps: ConsentDeps): void {
-  const { kit, customers } = deps;
+  const { kit, customers, paymentSca } = deps;
+
+  /** What the request asks for, read from the (pushed, validated) request parameters. */
+  function requested(interaction: Details) {
+    const scopes = String(interaction.params.scope ?? '').split(' ').filter(Boolean);
+    const details = parseDetails(interaction.params.authorization_details);
+    const accountAccess = details.find((d): d is AccountInformationDetail => d.type === ACCOUNT_INFORMATION);
+    const payment = details.find((d): d is PaymentInitiationDetail => d.type === PAYMENT_INITIATION);
+    return { scopes, details, accountAccess, payment, choosesAccounts: accountAccess !== undefined || (scopes.includes('accounts') && details.length === 0) };
+  }
 
   async function renderConsent(ctx: Context, interaction: Details): Promise<void> {
     const accountId = interaction.session?.accountId;
     if (accountId === undefined) throw new HttpError(400, 'INTERACTION_STEP_MISMATCH', 'Sign in first.');
-    const scopes = String(interaction.params.scope ?? '').split(' ').filter(Boolean);
-    const accounts = scopes.includes('accounts') ? await customers.bankAccounts(accountId) : [];
+    const { scopes, accountAccess, payment, choosesAccounts } = requested(interaction);
+    const own = await customers.bankAccounts(accountId);
+    const view = (a: BankAccount) => ({ id: a.id, name: a.name, maskedIban: maskIban(a.iban), currency: a.currency });
+    const permissions = scopes
+      .filter((s) => !(accountAccess !== undefined && s === 'accounts') && !(payment !== undefined && s === 'payments'))
+      .map((s) => SCOPE_DESCRIPTIONS[s]).filter((d): d is string => d !== undefined);
+    if (accountAccess !== undefined) permissions.unshift(describeAccountAccess(accountAccess));
     kit.render(ctx, 'consent', {
       title: 'Review this request',
       uid: interaction.uid,
       clientName: await kit.clientName(interaction),
       csrf: kit.csrf.token(ctx, kit.formId(interaction, 'consent')),
-      permissions: scopes.map((s) => SCOPE_DESCRIPTIONS[s]).filter((d): d is string => d !== undefined),
-      accounts: accounts.map((a) => ({ id: a.id, name: a.name, maskedIban: maskIban(a.iban) })),
+      permissions,
+      accounts: choosesAccounts ? own.map(view) : [],
+      payment: payment === undefined ? undefined : {
+        amount: formatAmount(payment.instructedAmount.amount, payment.instructedAmount.currency),
+        payee: payment.creditorName,
+        iban: payment.creditorAccount.iban,
+        reference: payment.remittanceInformationUnstructured,
+        // Pay from an account in the payment's currency (listed first) or any other of the customer's.
+        debtorAccounts: [...own].sort((a, b) => Number(b.currency === payment.instructedAmount.currency) - Number(a.currency === payment.instructedAmount.currency)).map(view),
+      },
     });
+  }
+
+  /** The requested details as approved: with the chosen accounts, or the debtor account. */
+  function approve(details: AuthorizationDetail[], chosen: string[], debtor: BankAccount | undefined): AuthorizationDetail[] {
+    return details.map((detail) => (detail.type === ACCOUNT_INFORMATION
+      ? { ...detail, accounts: chosen }
+      : { ...detail, debtorAccount: { iban: debtor!.iban, id: debtor!.id } }));
   }
 
   router.get('/:uid', async (ctx, next) => {
@@ -57,10 +104,20 @@ export function registerConsent(router: Router, deps: ConsentDeps): void {
     const clientId = String(interaction.params.client_id);
     if (accountId === undefined) throw new HttpError(400, 'INTERACTION_STEP_MISMATCH', 'Sign in first.');
 
+    const { details, accountAccess, payment } = requested(interaction);
+    const own = await customers.bankAccounts(accountId);
+    const ownIds = new Set(own.map((a) => a.id));
     const chosen = formList(ctx, 'accounts', 64, 100);
-    if (chosen.length > 0) {
-      const own = new Set((await customers.bankAccounts(accountId)).map((a) => a.id));
-      if (chosen.some((id) => !own.has(id))) throw new HttpError(400, 'UNKNOWN_ACCOUNT', 'One of the chosen accounts is not yours.');
+    if (chosen.some((id) => !ownIds.has(id))) throw new HttpError(400, 'UNKNOWN_ACCOUNT', 'One of the chosen accounts is not yours.');
+    if (accountAccess !== undefined && chosen.length === 0) throw new HttpError(400, 'NO_ACCOUNT_CHOSEN', 'Choose at least one account to share.');
+    const debtorId = payment === undefined ? undefined : formField(ctx, 'debtor_account', 64);
+    const debtor = debtorId === undefined ? undefined : own.find((a) => a.id === debtorId);
+    if (payment !== undefined && debtor === undefined) throw new HttpError(400, 'UNKNOWN_ACCOUNT', 'Choose one of your accounts to pay from.');
+
+    // Dynamic linking: only an SCA of this request, for exactly these amounts and payees.
+    const flowId = (interaction as unknown as { cid?: string }).cid ?? '';
+    if (payment !== undefined && !(await paymentSca.isLinked(flowId, accountId, details))) {
+      throw new HttpError(400, 'PAYMENT_SCA_MISSING', 'This payment was not confirmed with a one-time code for these details. Go back to the app and start again.');
     }
 
     const { provider } = kit;
@@ -75,7 +132,12 @@ export function registerConsent(router: Router, deps: ConsentDeps): void {
     for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
       grant.addResourceScope(indicator, scopes.join(' '));
     }
+    for (const detail of approve(details, chosen, debtor)) grant.addRar(detail as never);
     const grantId = await grant.save();
+    if (payment !== undefined && !(await paymentSca.bindToGrant(flowId, accountId, details, grantId))) {
+      await provider.Grant.adapter.destroy(grantId);
+      throw new HttpError(409, 'PAYMENT_SCA_USED', 'This payment confirmation was already used. Go back to the app and start again.');
+    }
     await kit.finish(ctx, { consent: { grantId } });
   });
 }

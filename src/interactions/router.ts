@@ -6,6 +6,7 @@ import type { Views } from '../http/views.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
 import type { AuthenticationService } from '../services/authentication.js';
 import type { CustomerService } from '../services/customers.js';
+import type { PaymentScaService } from '../services/payment-sca.js';
 import type { SecretBox } from '../services/secret-box.js';
 import type { TotpService } from '../services/totp.js';
 import { registerConsent } from './consent.js';
@@ -17,6 +18,7 @@ export interface InteractionDeps {
   readonly customers: CustomerService;
   readonly authentication: AuthenticationService;
   readonly totp: TotpService;
+  readonly paymentSca: PaymentScaService;
   readonly box: SecretBox;
   readonly views: Views;
   readonly csrf: Csrf;
@@ -30,8 +32,8 @@ export interface InteractionDeps {
 export function interactionRouter(deps: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
   const kit = new InteractionKit(deps.providers, deps.views, deps.csrf);
-  registerSignIn(router, { kit, authentication: deps.authentication, totp: deps.totp, customers: deps.customers, box: deps.box });
-  registerConsent(router, { kit, customers: deps.customers });
+  registerSignIn(router, { kit, authentication: deps.authentication, totp: deps.totp, customers: deps.customers, paymentSca: deps.paymentSca, box: deps.box });
+  registerConsent(router, { kit, customers: deps.customers, paymentSca: deps.paymentSca });
   router.get('/:uid', () => {
     throw new HttpError(400, 'UNSUPPORTED_PROMPT', 'This request needs a step we do not support.');
   });

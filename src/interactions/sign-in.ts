@@ -4,10 +4,12 @@ import QRCode from 'qrcode';
 
 import { HttpError } from '../http/errors.js';
 import { formField, parseForm } from '../http/form.js';
-import { SCA_REQUIRED } from '../oidc/policy.js';
+import { PAYMENT_SCA_REQUIRED, SCA_REQUIRED } from '../oidc/policy.js';
 import { ACR_CA, ACR_SCA } from '../services/acr.js';
+import { formatAmount, parseDetails, PAYMENT_INITIATION, type PaymentInitiationDetail } from '../services/authorization-details.js';
 import type { AuthenticationService, SignInOutcome } from '../services/authentication.js';
 import type { CustomerService } from '../services/customers.js';
+import type { PaymentScaService } from '../services/payment-sca.js';
 import { requiredAcr } from '../services/sca-policy.js';
 import type { SecretBox } from '../services/secret-box.js';
 import type { TotpService } from '../services/totp.js';
@@ -18,6 +20,7 @@ export interface SignInDeps {
   readonly authentication: AuthenticationService;
   readonly totp: TotpService;
   readonly customers: CustomerService;
+  readonly paymentSca: PaymentScaService;
   readonly box: SecretBox;
 }
 
@@ -38,10 +41,24 @@ const CODE_FAILED = 'That code did not work. Check your authenticator app and tr
  *   POST …/abort                  the customer cancels → access_denied
  */
 export function registerSignIn(router: Router, deps: SignInDeps): void {
-  const { kit, authentication, totp, customers, box } = deps;
+  const { kit, authentication, totp, customers, paymentSca, box } = deps;
 
-  const isStepUp = (interaction: Details): boolean =>
-    interaction.session?.accountId !== undefined && interaction.prompt.reasons.includes(SCA_REQUIRED);
+  const isStepUp = (interaction: Details): boolean => interaction.session?.accountId !== undefined
+    && (interaction.prompt.reasons.includes(SCA_REQUIRED) || interaction.prompt.reasons.includes(PAYMENT_SCA_REQUIRED));
+
+  /** Dynamic linking: every page that collects a code for a payment shows what it confirms. */
+  function paymentShown(interaction: Details): { amount: string; payee: string; iban: string } | undefined {
+    const payment = parseDetails(interaction.params.authorization_details).find((d): d is PaymentInitiationDetail => d.type === PAYMENT_INITIATION);
+    if (payment === undefined) return undefined;
+    return { amount: formatAmount(payment.instructedAmount.amount, payment.instructedAmount.currency), payee: payment.creditorName, iban: payment.creditorAccount.iban };
+  }
+
+  /** After an SCA on a page that showed the payment, link it to exactly those details. */
+  async function linkPayment(ctx: Context, interaction: Details, userId: string): Promise<void> {
+    const details = parseDetails(interaction.params.authorization_details);
+    const flowId = (interaction as unknown as { cid?: string }).cid;
+    if (flowId !== undefined) await paymentSca.record(flowId, userId, details, { ...kit.auditContext(ctx, interaction), userId });
+  }
 
   async function renderSignIn(ctx: Context, interaction: Details, error?: string, username = ''): Promise<void> {
     kit.render(ctx, 'login', {
@@ -51,7 +68,7 @@ export function registerSignIn(router: Router, deps: SignInDeps): void {
       csrf: kit.csrf.token(ctx, kit.formId(interaction, 'login')),
       abortCsrf: kit.csrf.token(ctx, kit.formId(interaction, 'abort')),
       needsOtp: requiredAcr(interaction.params) === ACR_SCA,
-      payment: undefined,
+      payment: paymentShown(interaction),
       error,
       username,
     });
@@ -64,7 +81,7 @@ export function registerSignIn(router: Router, deps: SignInDeps): void {
       clientName: await kit.clientName(interaction),
       csrf: kit.csrf.token(ctx, kit.formId(interaction, 'otp')),
       abortCsrf: kit.csrf.token(ctx, kit.formId(interaction, 'abort')),
-      payment: undefined,
+      payment: paymentShown(interaction),
       error,
     });
   }
@@ -86,12 +103,14 @@ export function registerSignIn(router: Router, deps: SignInDeps): void {
       qr: await QRCode.toDataURL(otpauthUri, { errorCorrectionLevel: 'M', margin: 2, width: 240 }),
       secret: secret.replace(/(.{4})/g, '$1 ').trim(),
       enrolment: sealed ?? box.seal(secret, enrolmentPurpose(interaction, userId)),
+      payment: paymentShown(interaction),
       error,
     });
   }
 
   async function afterOutcome(ctx: Context, interaction: Details, outcome: SignInOutcome, onFailure: () => Promise<void>): Promise<void> {
     if (outcome.ok) {
+      if (outcome.acr === ACR_SCA) await linkPayment(ctx, interaction, outcome.userId);
       return kit.finish(ctx, { login: { accountId: outcome.userId, acr: outcome.acr, amr: outcome.amr, remember: false } });
     }
     if (outcome.reason === 'enrolment_required') {
@@ -157,6 +176,7 @@ export function registerSignIn(router: Router, deps: SignInDeps): void {
       return renderEnrolment(ctx, interaction, accountId, CODE_FAILED, sealed);
     }
     const recoveryCodes = await totp.confirmEnrolment(accountId, secret, step, kit.auditContext(ctx, interaction));
+    await linkPayment(ctx, interaction, accountId); // the enrolment page showed the payment
     kit.render(ctx, 'recovery-codes', {
       title: 'Save your recovery codes',
       uid: interaction.uid,

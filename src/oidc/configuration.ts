@@ -6,7 +6,9 @@ import type { Views } from '../http/views.js';
 import type { ClientStore } from '../services/clients.js';
 import { KIND_METADATA, PROFILE_METADATA } from '../services/clients.js';
 import type { CustomerService } from '../services/customers.js';
+import { AuthorizationDetailsValidator, DETAIL_TYPES, InvalidDetailsError } from '../services/authorization-details.js';
 import { SIGNING_ALGS } from '../services/keys.js';
+import type { PaymentScaService } from '../services/payment-sca.js';
 import type { SecretBox } from '../services/secret-box.js';
 import { ACR_VALUES } from '../services/acr.js';
 import { createAdapterFactory } from './adapter.js';
@@ -28,6 +30,8 @@ export interface ProviderDeps {
   readonly cookieKeys: string[];
   readonly dpopNonceSecret: Buffer;
   readonly certificates: CertificateSource;
+  readonly details: AuthorizationDetailsValidator;
+  readonly paymentSca: PaymentScaService;
   readonly now: () => Date;
 }
 
@@ -40,6 +44,9 @@ export const SCOPES = [
   'accounts', 'payments',
   'grant_management_query', 'grant_management_revoke',
 ];
+
+/** Scopes of the bank's APIs (the resource server at API_RESOURCE). */
+export const API_SCOPES = ['accounts', 'payments', 'grant_management_query', 'grant_management_revoke'];
 
 /** Human descriptions of scopes, for the consent page. */
 export const SCOPE_DESCRIPTIONS: Readonly<Record<string, string>> = Object.freeze({
@@ -152,6 +159,41 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
         profile: (ctx, client) => ((client as unknown as Record<string, unknown> | undefined)?.[PROFILE_METADATA] === 'fapi2' ? '2.0' : undefined),
       },
       rpInitiatedLogout: { enabled: true },
+      // RFC 8707: tokens for a consent (authorization_details) are for the bank's APIs,
+      // whose scopes are accounts and payments; other tokens are for userinfo.
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (ctx, _client, oneOf) => oneOf ?? (ctx.oidc.params?.authorization_details === undefined ? undefined : config.apiResource),
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (_ctx, resource) => {
+          if (resource !== config.apiResource) throw new errors.InvalidTarget('unknown resource indicator');
+          return { scope: API_SCOPES.join(' '), audience: config.apiResource, accessTokenFormat: 'opaque', accessTokenTTL: config.accessTokenTtl };
+        },
+      },
+      // RFC 9396: consents are authorization details; the customer's approval (accounts
+      // chosen, debtor account) is stored on the grant and travels to codes and tokens.
+      richAuthorizationRequests: {
+        enabled: true,
+        types: Object.fromEntries(DETAIL_TYPES.map((type) => [type, {
+          validate(_ctx: unknown, detail: unknown) {
+            try {
+              deps.details.validate(detail, deps.now());
+            } catch (error) {
+              if (error instanceof InvalidDetailsError) throw new errors.InvalidAuthorizationDetails(error.message);
+              throw error;
+            }
+          },
+        }])),
+        authorizationDetailsForGrantSource: (ctx) => ctx.oidc.grant?.rar as never,
+        authorizationDetailsForAccessToken: (_ctx, _token, source) => (source as { rar?: unknown } | undefined)?.rar as never,
+        authorizationDetailsForIntrospection: (_ctx, token) => (token as { rar?: unknown }).rar as never,
+      },
+    },
+    // A consent is a grant: every authorization request gets its own (never a previous one
+    // found through the browser session), created on the consent page.
+    async loadExistingGrant(ctx) {
+      const grantId = ctx.oidc.result?.consent?.grantId;
+      return grantId === undefined ? undefined : ctx.oidc.provider.Grant.find(grantId);
     },
     ttl: {
       AuthorizationCode: 60,
@@ -172,7 +214,7 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
     expiresWithSession: () => false,
     allowOmittingSingleRegisteredRedirectUri: false,
     interactions: {
-      policy: buildInteractionPolicy(),
+      policy: buildInteractionPolicy(deps.paymentSca),
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     async findAccount(_ctx, sub, token) {

@@ -75,7 +75,8 @@ export class AuditLog {
       userId: event.userId ?? null,
       ip: event.ip ?? null,
       requestId: event.requestId ?? null,
-      data: event.data ?? {},
+      // Hash exactly what the database will hold: JSON round-trip (Dates → strings, undefined → null/absent).
+      data: JSON.parse(JSON.stringify(event.data ?? {})) as Record<string, unknown>,
     };
     const prevHash = last?.hash ?? GENESIS;
     await auditRepo.insertEvent(trx, { ...stored, prevHash, hash: chainHash(prevHash, stored) });

@@ -1,3 +1,4 @@
+import { DETAIL_TYPES } from './authorization-details.js';
 import { ValidationError } from './errors.js';
 
 /**
@@ -29,6 +30,7 @@ export function withFapiDefaults(input: Record<string, unknown>, profile: Profil
     dpop_bound_access_tokens: profile === 'fapi2' && !certificateBound,
     require_pushed_authorization_requests: profile === 'fapi2',
     id_token_signed_response_alg: 'PS256',
+    authorization_details_types: [...DETAIL_TYPES],
     ...input,
   };
 }
@@ -59,6 +61,10 @@ export function assertFapiClientMetadata(metadata: Record<string, unknown>, prof
   const grantTypes = metadata.grant_types;
   if (!Array.isArray(grantTypes) || grantTypes.some((g) => !GRANT_TYPES.has(g as string))) {
     invalid(`grant_types may only contain ${[...GRANT_TYPES].join(', ')}`);
+  }
+  const detailTypes = metadata.authorization_details_types;
+  if (!Array.isArray(detailTypes) || detailTypes.some((t) => !DETAIL_TYPES.includes(t as (typeof DETAIL_TYPES)[number]))) {
+    invalid(`authorization_details_types may only contain ${DETAIL_TYPES.join(', ')}`);
   }
   const redirectUris = metadata.redirect_uris ?? [];
   if (!Array.isArray(redirectUris) || redirectUris.some((uri) => typeof uri !== 'string' || !uri.startsWith('https://'))) {

@@ -34,7 +34,7 @@ const OPERATOR_METADATA = new Set([
   'dpop_bound_access_tokens', 'tls_client_certificate_bound_access_tokens', 'id_token_signed_response_alg', 'logo_uri', 'client_uri',
   'tls_client_auth_subject_dn', 'tls_client_auth_san_dns', 'tls_client_auth_san_uri', 'tls_client_auth_san_ip', 'tls_client_auth_san_email',
   'require_signed_request_object', 'request_object_signing_alg', 'authorization_signed_response_alg',
-  'require_pushed_authorization_requests',
+  'require_pushed_authorization_requests', 'authorization_details_types',
   'policy_uri', 'tos_uri', 'contacts', 'profile',
 ]);
 
