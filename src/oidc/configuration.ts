@@ -6,7 +6,9 @@ import type { Views } from '../http/views.js';
 import type { ClientStore } from '../services/clients.js';
 import { KIND_METADATA, PROFILE_METADATA } from '../services/clients.js';
 import type { CustomerService } from '../services/customers.js';
-import { AuthorizationDetailsValidator, DETAIL_TYPES, InvalidDetailsError } from '../services/authorization-details.js';
+import {
+  AuthorizationDetailsValidator, consentLifetimeSeconds, DETAIL_TYPES, InvalidDetailsError, type AuthorizationDetail,
+} from '../services/authorization-details.js';
 import { SIGNING_ALGS } from '../services/keys.js';
 import type { PaymentScaService } from '../services/payment-sca.js';
 import type { SecretBox } from '../services/secret-box.js';
@@ -201,8 +203,9 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
       AccessToken: config.accessTokenTtl,
       ClientCredentials: config.accessTokenTtl,
       RefreshToken: config.refreshTokenTtl,
-      // A grant is the consent: it must outlive every refresh token issued under it.
-      Grant: config.refreshTokenTtl,
+      // A grant is the consent. It lives REFRESH_TOKEN_TTL (≤ 180 days: PSD2 RTS art. 10
+      // re-authentication of account access), or less when the approved details expire sooner.
+      Grant: (_ctx, grant) => consentLifetimeSeconds(grant.rar as AuthorizationDetail[] | undefined, config.refreshTokenTtl, deps.now()),
       IdToken: 300,
       Interaction: 600,
       // PSD2 RTS art. 4(3)(d): inactivity ends the session. oidc-provider re-saves the

@@ -84,9 +84,10 @@ export class AuthenticationService {
       await usersRepo.clearFailures(this.#db, credentials.id);
       return { ok: false, reason: 'enrolment_required', userId: credentials.id };
     }
-    const otpOk = request.needSca || (request.otp !== undefined && request.otp !== '')
-      ? request.otp !== undefined && enrolled && await this.#totp.verifyCode(credentials.id, request.otp)
-      : true;
+    // The code is checked (and so used up) only with the right password: a typo in the
+    // password must not burn the customer's current code. The answer is the same either way.
+    const otpWanted = request.needSca || (request.otp !== undefined && request.otp !== '');
+    const otpOk = !otpWanted || (passwordOk && request.otp !== undefined && enrolled && await this.#totp.verifyCode(credentials.id, request.otp));
 
     if (!passwordOk || !otpOk) {
       await this.#failed(request.context, credentials.id, { username, cause: 'credentials' }, slot);

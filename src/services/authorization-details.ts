@@ -210,3 +210,18 @@ export function parseDetails(raw: unknown): AuthorizationDetail[] {
     return [];
   }
 }
+
+/**
+ * How long a consent (grant) lives: `maxSeconds`, cut short by the earliest `expires_at`
+ * of its account-information details. Always at least one second (oidc-provider needs a
+ * positive integer; an already expired detail was refused at the request).
+ */
+export function consentLifetimeSeconds(details: readonly AuthorizationDetail[] | undefined, maxSeconds: number, now: Date): number {
+  let seconds = maxSeconds;
+  for (const detail of details ?? []) {
+    if (detail.type === ACCOUNT_INFORMATION && detail.expires_at !== undefined) {
+      seconds = Math.min(seconds, Math.floor((Date.parse(detail.expires_at) - now.getTime()) / 1000));
+    }
+  }
+  return Math.max(1, seconds);
+}
