@@ -161,6 +161,8 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
         profile: (ctx, client) => ((client as unknown as Record<string, unknown> | undefined)?.[PROFILE_METADATA] === 'fapi2' ? '2.0' : undefined),
       },
       rpInitiatedLogout: { enabled: true },
+      // OIDC claims parameter: lets a client demand an essential acr (enforced, see policy.ts).
+      claimsParameter: { enabled: true },
       // RFC 8707: tokens for a consent (authorization_details) are for the bank's APIs,
       // whose scopes are accounts and payments; other tokens are for userinfo.
       resourceIndicators: {
