@@ -6,7 +6,7 @@ import { buildContainer, openMigratedDatabase, type Container } from '../contain
 import { acquireDataDirLock } from '../db/data-dir-lock.js';
 import { migrateToLatest } from '../db/migrate.js';
 import { createLogger } from '../logger.js';
-import { ConflictError, NotFoundError, ValidationError } from '../services/errors.js';
+import { ServiceError } from '../services/errors.js';
 
 export interface CliIo {
   readonly env: Readonly<Record<string, string | undefined>>;
@@ -238,7 +238,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
   } catch (error) {
     if (error instanceof UsageError) return fail(error.message, 2);
-    if (error instanceof ValidationError || error instanceof ConflictError || error instanceof NotFoundError) return fail(error.message, 1);
+    if (error instanceof ServiceError) return fail(error.message, 1);
     return fail(`failed: ${error instanceof Error ? error.message : 'unknown error'}`, 1);
   } finally {
     release();

@@ -1,33 +1,27 @@
 /**
- * A rejected request from a caller (CLI, admin API, pages): `code` is a stable
+ * Errors services raise for their callers (CLI, admin API, pages): `code` is a stable
  * UPPER_SNAKE identifier, `message` is safe to show (it never contains a secret).
  */
-export class ValidationError extends Error {
+export abstract class ServiceError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** The input is malformed or breaks a rule (→ 400). */
+export class ValidationError extends ServiceError {
   override readonly name = 'ValidationError';
-  readonly code: string;
-
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
-export class NotFoundError extends Error {
+/** The thing asked for does not exist (→ 404). */
+export class NotFoundError extends ServiceError {
   override readonly name = 'NotFoundError';
-  readonly code: string;
-
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
-export class ConflictError extends Error {
+/** The request contradicts existing state, e.g. a name already taken (→ 409). */
+export class ConflictError extends ServiceError {
   override readonly name = 'ConflictError';
-  readonly code: string;
-
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
 }
