@@ -18,10 +18,13 @@ import { clientMismatchIsInvalidClient } from './oidc/client-auth-errors.js';
 import { adjustDiscovery } from './oidc/discovery.js';
 import { rejectFutureDpopProofs } from './oidc/dpop-time.js';
 import { requirePushedRequests } from './oidc/par-required.js';
+import { registrationGate } from './oidc/registration-gate.js';
 import type { ProviderHolder } from './oidc/provider-holder.js';
 import { VIEWS_DIR } from './paths.js';
 import type { AuthenticationService } from './services/authentication.js';
+import type { ClientService } from './services/clients.js';
 import type { CustomerService } from './services/customers.js';
+import type { SoftwareStatementVerifier } from './services/software-statements.js';
 import type { PaymentScaService } from './services/payment-sca.js';
 import type { SecretBox } from './services/secret-box.js';
 import type { TotpService } from './services/totp.js';
@@ -34,6 +37,8 @@ export interface AppDeps {
   readonly authentication: AuthenticationService;
   readonly totp: TotpService;
   readonly paymentSca: PaymentScaService;
+  readonly softwareStatements: SoftwareStatementVerifier | undefined;
+  readonly clients: ClientService;
   readonly box: SecretBox;
   readonly views: Views;
   readonly csrf: Csrf;
@@ -54,7 +59,8 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
  *   6. interactions        sign-in and consent pages (their own body parsing)
  *   7. FAPI 2.0 filters    discovery adjustments; client_id mismatch → invalid_client;
  *                          DPoP proofs dated > 60 s ahead refused;
- *                          authorization requests that were not pushed refused (no redirect)
+ *                          authorization requests that were not pushed refused (no redirect);
+ *                          registrations checked against their software statement
  *   8. oidc-provider       every protocol endpoint; mounted last, no body parser before it
  */
 export function createApp(deps: AppDeps): Koa {
@@ -94,6 +100,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(clientMismatchIsInvalidClient);
   app.use(rejectFutureDpopProofs(deps.now));
   app.use(requirePushedRequests(deps.providers));
+  app.use(registrationGate({ verifier: deps.softwareStatements, clients: deps.clients }));
   app.use(currentProvider);
   return app;
 }

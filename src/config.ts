@@ -39,7 +39,8 @@ export interface Config {
   readonly dataDir: string;
   /** base64 of 32 bytes; undefined only outside production (then generated into dataDir) */
   readonly masterKey: string | undefined;
-  readonly ssa: { readonly issuer: string; readonly jwksUri: string } | undefined;
+  /** the trusted software-statement directory; undefined → dynamic registration disabled */
+  readonly ssa: { readonly issuer: string; readonly jwksUri: string; readonly maxAgeSeconds: number; readonly jwksCooldownSeconds: number } | undefined;
   readonly tls: TlsConfig | undefined;
   /** CA bundle that client certificates (tls_client_auth) must chain to, from our TLS or a proxy */
   readonly clientCaFile: string | undefined;
@@ -218,7 +219,7 @@ export function loadConfig(env: Env): Config {
     dataDir: text(env, 'DATA_DIR') ?? './data',
     masterKey: key,
     ssa: ssaIssuer !== undefined && ssaJwksUri !== undefined
-      ? Object.freeze({ issuer: ssaIssuer, jwksUri: ssaJwksUri })
+      ? Object.freeze({ issuer: ssaIssuer, jwksUri: ssaJwksUri, maxAgeSeconds: integer(env, 'SSA_MAX_AGE_SECONDS', 86400, 60, 365 * 86400), jwksCooldownSeconds: integer(env, 'SSA_JWKS_COOLDOWN_SECONDS', 30, 1, 3600) })
       : undefined,
     tls: certFile !== undefined && keyFile !== undefined
       ? Object.freeze({ certFile, keyFile, clientCaFile })

@@ -15,6 +15,8 @@ import { AuditLog } from './services/audit.js';
 import { AuthenticationService } from './services/authentication.js';
 import { AuthorizationDetailsValidator } from './services/authorization-details.js';
 import { PaymentScaService } from './services/payment-sca.js';
+import { SoftwareStatementVerifier } from './services/software-statements.js';
+import { auditProviderEvents } from './oidc/events.js';
 import { ClientService } from './services/clients.js';
 import { CustomerService } from './services/customers.js';
 import { KeyService } from './services/keys.js';
@@ -37,6 +39,7 @@ export interface Container {
   readonly totp: TotpService;
   readonly authentication: AuthenticationService;
   readonly paymentSca: PaymentScaService;
+  readonly softwareStatements: SoftwareStatementVerifier | undefined;
   readonly box: SecretBox;
   readonly clients: ClientService;
   readonly keys: KeyService;
@@ -94,6 +97,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const authentication = new AuthenticationService({ db, passwords, totp, audit, rules: config.sca, now });
     const details = new AuthorizationDetailsValidator(config.payments);
     const paymentSca = new PaymentScaService(db, audit, now);
+    const softwareStatements = config.ssa === undefined ? undefined : new SoftwareStatementVerifier({ ...config.ssa, allowHttpJwksUri: config.fetchAllowPrivateNetworks }, db, now);
     const views = createViews();
     const certificates = createCertificateSource(config);
     // The provider validates client metadata; the client store is needed to build it.
@@ -113,6 +117,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
         paymentSca,
       }));
       provider.proxy = false;
+      auditProviderEvents(provider, audit, log);
       return provider;
     };
     providers = new ProviderHolder(await buildProvider());
@@ -121,7 +126,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const sweeper = new Sweeper(db, log, now);
 
     return {
-      config, log, database, customers, audit, totp, authentication, paymentSca, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
+      config, log, database, customers, audit, totp, authentication, paymentSca, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
       async close() {
         sweeper.stop();
         keyRefresher.stop();

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import type { Configuration, UnknownObject } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 
@@ -113,8 +115,15 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
       dPoPSigningAlgValues: ['ES256', 'PS256', 'EdDSA'],
     },
     extraClientMetadata: {
-      properties: [PROFILE_METADATA, KIND_METADATA],
+      // software_id, software_roles, org_id come from the software statement (registration.ts).
+      properties: [PROFILE_METADATA, KIND_METADATA, 'software_id', 'software_roles', 'org_id'],
       validator(_ctx, key, value) {
+        if ((key === 'software_id' || key === 'org_id') && value !== undefined && typeof value !== 'string') {
+          throw new errors.InvalidClientMetadata(`${key} must be a string`);
+        }
+        if (key === 'software_roles' && value !== undefined && !(Array.isArray(value) && value.every((r) => r === 'AISP' || r === 'PISP'))) {
+          throw new errors.InvalidClientMetadata('software_roles must list AISP and/or PISP');
+        }
         if (key === PROFILE_METADATA && value !== undefined && value !== 'fapi2' && value !== 'oidc') {
           throw new errors.InvalidClientMetadata(`${PROFILE_METADATA} must be fapi2 or oidc`);
         }
@@ -161,6 +170,14 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
         profile: (ctx, client) => ((client as unknown as Record<string, unknown> | undefined)?.[PROFILE_METADATA] === 'fapi2' ? '2.0' : undefined),
       },
       rpInitiatedLogout: { enabled: true },
+      // RFC 7591/7592, only with a trusted software-statement directory (registration-gate.ts).
+      registration: {
+        enabled: config.ssa !== undefined,
+        initialAccessToken: false,
+        issueRegistrationAccessToken: true,
+        idFactory: () => `tpp-${randomUUID()}`,
+      },
+      registrationManagement: { enabled: config.ssa !== undefined, rotateRegistrationAccessToken: true },
       // OIDC claims parameter: lets a client demand an essential acr (enforced, see policy.ts).
       claimsParameter: { enabled: true },
       // RFC 8707: tokens for a consent (authorization_details) are for the bank's APIs,
@@ -215,6 +232,14 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
       Session: config.sca.sessionIdleSeconds,
     },
     rotateRefreshToken: false,
+    // Outbound fetches (client jwks_uri): oidc-provider bounds them to 2.5 s and refuses
+    // private and loopback addresses; FETCH_ALLOW_PRIVATE_NETWORKS (development, tests) lifts
+    // the latter. Responses are bounded in size.
+    fetch: (url, options) => {
+      if (config.fetchAllowPrivateNetworks) delete (options as { dispatcher?: unknown }).dispatcher;
+      return globalThis.fetch(url, options);
+    },
+    fetchResponseBodyLimits: { jwks_uri: 256 * 1024, sector_identifier_uri: 64 * 1024 } as never,
     // API consents are not browser sessions: signing out of the bank does not cut off the TPP.
     expiresWithSession: () => false,
     allowOmittingSingleRegisteredRedirectUri: false,

@@ -3,6 +3,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import * as clientsRepo from '../db/repositories/clients.js';
 import type { ClientRecord } from '../db/repositories/clients.js';
+import { errors } from 'oidc-provider';
+
+import { revokeEverythingOfClient } from '../db/repositories/oidc-models.js';
 import { assertFapiClientMetadata, withFapiDefaults } from './client-policy.js';
 import { ConflictError, NotFoundError, ValidationError } from './errors.js';
 import type { SecretBox } from './secret-box.js';
@@ -116,22 +119,38 @@ export class ClientService implements ClientStore {
     return record;
   }
 
+  findBySoftwareId(softwareId: string): Promise<ClientRecord | undefined> {
+    return clientsRepo.findClientBySoftwareId(this.#db, softwareId);
+  }
+
   async findProviderMetadata(clientId: string): Promise<Record<string, unknown> | undefined> {
     const record = await clientsRepo.findClient(this.#db, clientId);
     if (record === undefined || record.disabledAt !== null) return undefined;
     return this.#providerMetadata(record);
   }
 
+  /** oidc-provider's write (dynamic registration and its updates): always a fapi2 TPP. */
   async saveProviderMetadata(clientId: string, metadata: Record<string, unknown>): Promise<void> {
     const { client_secret: secret, client_id: _id, [PROFILE_METADATA]: _p, [KIND_METADATA]: _k, ...rest } = metadata;
     const secretEnc = typeof secret === 'string' ? this.#secrets.seal(secret, SECRET_PURPOSE) : null;
     if (!(await clientsRepo.updateClientMetadata(this.#db, clientId, rest, secretEnc))) {
-      await this.#insert({ clientId, metadata: rest, secretEnc, kind: 'tpp', profile: 'fapi2', softwareId: null });
+      const softwareId = typeof rest.software_id === 'string' ? rest.software_id : null;
+      try {
+        await this.#insert({ clientId, metadata: rest, secretEnc, kind: 'tpp', profile: 'fapi2', softwareId });
+      } catch (error) {
+        // Two registrations of one software_id raced past the gate's check: one wins.
+        if (error instanceof ConflictError) throw new errors.InvalidClientMetadata(`software_id ${softwareId ?? ''} is already registered`);
+        throw error;
+      }
     }
   }
 
+  /** Removes the client and, in the same transaction, every token, code and consent it holds. */
   async deleteClient(clientId: string): Promise<void> {
-    await clientsRepo.deleteClient(this.#db, clientId);
+    await this.#db.transaction().execute(async (trx) => {
+      await clientsRepo.deleteClient(trx, clientId);
+      await revokeEverythingOfClient(trx, clientId);
+    });
   }
 
   #providerMetadata(record: ClientRecord): Record<string, unknown> {

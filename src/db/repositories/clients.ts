@@ -38,6 +38,11 @@ export async function findClient(db: Executor, clientId: string): Promise<Client
   };
 }
 
+export async function findClientBySoftwareId(db: Executor, softwareId: string): Promise<ClientRecord | undefined> {
+  const row = await db.selectFrom('clients').select('client_id').where('software_id', '=', softwareId).executeTakeFirst();
+  return row === undefined ? undefined : findClient(db, row.client_id);
+}
+
 export async function insertClient(db: Executor, client: NewClient): Promise<void> {
   await db.insertInto('clients').values({
     client_id: client.clientId,

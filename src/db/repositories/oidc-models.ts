@@ -106,6 +106,12 @@ export async function revokeTokensOfGrant(db: Executor, grantId: string): Promis
   return Number(result.numDeletedRows);
 }
 
+/** Removes every grant, token, code and request of a client (it was deleted), in one statement. */
+export async function revokeEverythingOfClient(db: Executor, clientId: string): Promise<number> {
+  const result = await sql`delete from oidc_models where payload->>'clientId' = ${clientId}`.execute(db);
+  return Number(result.numAffectedRows ?? 0);
+}
+
 /** Removes the grant and everything issued under it, in one statement. */
 export async function revokeGrantCompletely(db: Executor, grantId: string): Promise<void> {
   await db.deleteFrom('oidc_models').where('grant_id', '=', grantId).execute();

@@ -1,0 +1,66 @@
+import { bodyParser } from '@koa/bodyparser';
+import type { Context, Next } from 'koa';
+
+import type { ClientService } from '../services/clients.js';
+import { registrationMetadata } from '../services/registration.js';
+import { RegistrationError, type SoftwareStatementVerifier } from '../services/software-statements.js';
+
+const parseJson = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
+
+function reject(ctx: Context, error: RegistrationError): void {
+  ctx.status = 400;
+  ctx.body = { error: error.code, error_description: error.message };
+}
+
+/**
+ * Dynamic client registration (RFC 7591) and its management updates (RFC 7592 PUT) pass
+ * through here before oidc-provider: the body must carry a software statement from the
+ * trusted directory, and the metadata oidc-provider registers is the one built from it
+ * (registration.ts). Rejections use the RFC 7591 error codes and create nothing.
+ * oidc-provider reads the body this middleware parsed (it falls back to request.body).
+ */
+export function registrationGate(deps: { verifier: SoftwareStatementVerifier | undefined; clients: ClientService; path?: string }) {
+  const path = deps.path ?? '/reg';
+  return async function gate(ctx: Context, next: Next): Promise<void> {
+    const isCreate = ctx.method === 'POST' && ctx.path === path;
+    const isUpdate = ctx.method === 'PUT' && ctx.path.startsWith(`${path}/`);
+    if ((!isCreate && !isUpdate) || deps.verifier === undefined) return next();
+
+    if (!ctx.is('application/json')) return reject(ctx, new RegistrationError('invalid_client_metadata', 'the request must be application/json'));
+    try {
+      await parseJson(ctx, async () => undefined);
+    } catch {
+      return reject(ctx, new RegistrationError('invalid_client_metadata', 'the request body is not a JSON object within 64 KiB'));
+    }
+    const body = (ctx.request as { body?: unknown }).body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      return reject(ctx, new RegistrationError('invalid_client_metadata', 'the request body must be a JSON object'));
+    }
+
+    try {
+      const request = body as Record<string, unknown>;
+      if (request.software_statement === undefined) throw new RegistrationError('invalid_software_statement', 'a software_statement is required');
+      const statement = await deps.verifier.verify(request.software_statement);
+      const metadata = registrationMetadata(request, statement);
+      const existing = await deps.clients.findBySoftwareId(statement.softwareId);
+      if (isCreate && existing !== undefined) {
+        throw new RegistrationError('invalid_client_metadata', `software_id ${statement.softwareId} is already registered; manage that client with its registration access token (RFC 7592)`);
+      }
+      if (isUpdate) {
+        const clientId = decodeURIComponent(ctx.path.slice(path.length + 1));
+        if (existing !== undefined && existing.clientId !== clientId) {
+          throw new RegistrationError('invalid_software_statement', 'the software statement belongs to another client');
+        }
+        if (request.client_id !== undefined && request.client_id !== clientId) {
+          throw new RegistrationError('invalid_client_metadata', 'client_id does not match the client being updated');
+        }
+        metadata.client_id = clientId;
+      }
+      (ctx.request as { body?: unknown }).body = metadata;
+    } catch (error) {
+      if (error instanceof RegistrationError) return reject(ctx, error);
+      throw error;
+    }
+    await next();
+  };
+}
