@@ -15,6 +15,7 @@ import { securityHeaders } from './http/security-headers.js';
 import type { Views } from './http/views.js';
 import { interactionRouter } from './interactions/router.js';
 import { clientMismatchIsInvalidClient } from './oidc/client-auth-errors.js';
+import { addGrantIdToTokenResponse } from './oidc/token-response.js';
 import { adjustDiscovery } from './oidc/discovery.js';
 import { rejectFutureDpopProofs } from './oidc/dpop-time.js';
 import { requirePushedRequests } from './oidc/par-required.js';
@@ -23,6 +24,7 @@ import type { ProviderHolder } from './oidc/provider-holder.js';
 import { VIEWS_DIR } from './paths.js';
 import type { AuthenticationService } from './services/authentication.js';
 import type { ClientService } from './services/clients.js';
+import type { ConsentService } from './services/consents.js';
 import type { CustomerService } from './services/customers.js';
 import type { SoftwareStatementVerifier } from './services/software-statements.js';
 import type { PaymentScaService } from './services/payment-sca.js';
@@ -37,6 +39,7 @@ export interface AppDeps {
   readonly authentication: AuthenticationService;
   readonly totp: TotpService;
   readonly paymentSca: PaymentScaService;
+  readonly consents: ConsentService;
   readonly softwareStatements: SoftwareStatementVerifier | undefined;
   readonly clients: ClientService;
   readonly box: SecretBox;
@@ -58,6 +61,7 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
  *   5. static              the one stylesheet
  *   6. interactions        sign-in and consent pages (their own body parsing)
  *   7. FAPI 2.0 filters    discovery adjustments; client_id mismatch → invalid_client;
+ *                          grant_id in token responses;
  *                          DPoP proofs dated > 60 s ahead refused;
  *                          authorization requests that were not pushed refused (no redirect);
  *                          registrations checked against their software statement
@@ -98,9 +102,10 @@ export function createApp(deps: AppDeps): Koa {
   app.use(interactions.allowedMethods());
   app.use(adjustDiscovery);
   app.use(clientMismatchIsInvalidClient);
+  app.use(addGrantIdToTokenResponse);
   app.use(rejectFutureDpopProofs(deps.now));
   app.use(requirePushedRequests(deps.providers));
-  app.use(registrationGate({ verifier: deps.softwareStatements, clients: deps.clients }));
+  app.use(registrationGate({ verifier: deps.softwareStatements, clients: deps.clients, providers: deps.providers }));
   app.use(currentProvider);
   return app;
 }

@@ -14,6 +14,7 @@ import { KeyRefresher, ProviderHolder } from './oidc/provider-holder.js';
 import { AuditLog } from './services/audit.js';
 import { AuthenticationService } from './services/authentication.js';
 import { AuthorizationDetailsValidator } from './services/authorization-details.js';
+import { ConsentService } from './services/consents.js';
 import { PaymentScaService } from './services/payment-sca.js';
 import { SoftwareStatementVerifier } from './services/software-statements.js';
 import { auditProviderEvents } from './oidc/events.js';
@@ -39,6 +40,7 @@ export interface Container {
   readonly totp: TotpService;
   readonly authentication: AuthenticationService;
   readonly paymentSca: PaymentScaService;
+  readonly consents: ConsentService;
   readonly softwareStatements: SoftwareStatementVerifier | undefined;
   readonly box: SecretBox;
   readonly clients: ClientService;
@@ -97,6 +99,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const authentication = new AuthenticationService({ db, passwords, totp, audit, rules: config.sca, now });
     const details = new AuthorizationDetailsValidator(config.payments);
     const paymentSca = new PaymentScaService(db, audit, now);
+    const consents = new ConsentService(db, audit, now);
     const softwareStatements = config.ssa === undefined ? undefined : new SoftwareStatementVerifier({ ...config.ssa, allowHttpJwksUri: config.fetchAllowPrivateNetworks }, db, now);
     const views = createViews();
     const certificates = createCertificateSource(config);
@@ -118,6 +121,11 @@ export async function buildContainer(config: Config, options: ContainerOptions =
       }));
       provider.proxy = false;
       auditProviderEvents(provider, audit, log);
+      // A client revoking its refresh token revokes the grant: the consent follows.
+      provider.on('grant.revoked', (ctx, grantId: string) => {
+        consents.transition(grantId, 'revoked', {}, { actor: 'client', clientId: (ctx as { oidc?: { client?: { clientId?: string } } }).oidc?.client?.clientId })
+          .catch((error: unknown) => log.error({ err: error }, 'consent revocation after grant.revoked failed'));
+      });
       return provider;
     };
     providers = new ProviderHolder(await buildProvider());
@@ -126,7 +134,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const sweeper = new Sweeper(db, log, now);
 
     return {
-      config, log, database, customers, audit, totp, authentication, paymentSca, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
+      config, log, database, customers, audit, totp, authentication, paymentSca, consents, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
       async close() {
         sweeper.stop();
         keyRefresher.stop();

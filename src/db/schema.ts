@@ -53,6 +53,31 @@ export interface PaymentScaTable {
   created_at: Timestamp;
 }
 
+export type ConsentStatus = 'authorised' | 'rejected' | 'revoked' | 'expired' | 'consumed';
+export type ConsentType = 'account_information' | 'payment_initiation' | 'mixed' | 'scopes';
+
+export interface ConsentsTable {
+  grant_id: string;
+  client_id: string;
+  user_id: string;
+  type: ConsentType;
+  scopes: string;
+  details: JSONColumnType<Record<string, unknown>[]>;
+  status: ConsentStatus;
+  sca_hash: string | null;
+  version: Generated<number>;
+  created_at: Timestamp;
+  status_changed_at: Timestamp;
+  expires_at: NullableTimestamp;
+}
+
+export interface DashboardSessionsTable {
+  id_hash: string;
+  user_id: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+}
+
 export interface BankAccountsTable {
   id: string;
   user_id: string;
@@ -109,6 +134,8 @@ export interface DB {
   recovery_codes: RecoveryCodesTable;
   audit_events: AuditEventsTable;
   payment_sca: PaymentScaTable;
+  consents: ConsentsTable;
+  dashboard_sessions: DashboardSessionsTable;
   bank_accounts: BankAccountsTable;
   clients: ClientsTable;
   oidc_models: OidcModelsTable;

@@ -9,6 +9,7 @@ import {
   type AccountInformationDetail, type AuthorizationDetail, type PaymentInitiationDetail,
 } from '../services/authorization-details.js';
 import type { BankAccount, CustomerService } from '../services/customers.js';
+import type { ConsentService } from '../services/consents.js';
 import type { PaymentScaService } from '../services/payment-sca.js';
 import type { Details, InteractionKit } from './kit.js';
 
@@ -16,6 +17,7 @@ export interface ConsentDeps {
   readonly kit: InteractionKit;
   readonly customers: CustomerService;
   readonly paymentSca: PaymentScaService;
+  readonly consents: ConsentService;
 }
 
 const ACTION_WORDS: Readonly<Record<string, string>> = {
@@ -40,7 +42,7 @@ function maskIban(iban: string): string {
  *   POST …/consent                  allow (with the chosen accounts, all the customer's own) | deny
  */
 export function registerConsent(router: Router, deps: ConsentDeps): void {
-  const { kit, customers, paymentSca } = deps;
+  const { kit, customers, paymentSca, consents } = deps;
 
   /** What the request asks for, read from the (pushed, validated) request parameters. */
   function requested(interaction: Details) {
@@ -96,6 +98,11 @@ export function registerConsent(router: Router, deps: ConsentDeps): void {
     const interaction = await kit.step(ctx, 'consent', 'consent', formField(ctx, 'csrf', 100));
     const decision = formField(ctx, 'decision', 10);
     if (decision === 'deny') {
+      const deniedBy = interaction.session?.accountId;
+      if (deniedBy !== undefined) {
+        const { scopes, details } = requested(interaction);
+        await consents.recordRejected({ clientId: String(interaction.params.client_id), userId: deniedBy, scopes: scopes.join(' '), details }, { ...kit.auditContext(ctx, interaction), userId: deniedBy });
+      }
       return kit.finish(ctx, { error: 'access_denied', error_description: 'the customer denied the request' });
     }
     if (decision !== 'allow') throw new HttpError(400, 'INVALID_DECISION', 'Choose Allow or Deny.');
@@ -132,12 +139,18 @@ export function registerConsent(router: Router, deps: ConsentDeps): void {
     for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
       grant.addResourceScope(indicator, scopes.join(' '));
     }
-    for (const detail of approve(details, chosen, debtor)) grant.addRar(detail as never);
+    const approved = approve(details, chosen, debtor);
+    for (const detail of approved) grant.addRar(detail as never);
     const grantId = await grant.save();
     if (payment !== undefined && !(await paymentSca.bindToGrant(flowId, accountId, details, grantId))) {
       await provider.Grant.adapter.destroy(grantId);
       throw new HttpError(409, 'PAYMENT_SCA_USED', 'This payment confirmation was already used. Go back to the app and start again.');
     }
+    const grantExp = (grant as unknown as { exp?: number }).exp;
+    await consents.recordGranted({
+      grantId, clientId, userId: accountId, scopes: requested(interaction).scopes.join(' '), details: approved,
+      expiresAt: typeof grantExp === 'number' ? new Date(grantExp * 1000) : null,
+    }, { ...kit.auditContext(ctx, interaction), userId: accountId });
     await kit.finish(ctx, { consent: { grantId } });
   });
 }

@@ -5,6 +5,7 @@ import { HttpError } from '../http/errors.js';
 import type { Views } from '../http/views.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
 import type { AuthenticationService } from '../services/authentication.js';
+import type { ConsentService } from '../services/consents.js';
 import type { CustomerService } from '../services/customers.js';
 import type { PaymentScaService } from '../services/payment-sca.js';
 import type { SecretBox } from '../services/secret-box.js';
@@ -19,6 +20,7 @@ export interface InteractionDeps {
   readonly authentication: AuthenticationService;
   readonly totp: TotpService;
   readonly paymentSca: PaymentScaService;
+  readonly consents: ConsentService;
   readonly box: SecretBox;
   readonly views: Views;
   readonly csrf: Csrf;
@@ -33,7 +35,7 @@ export function interactionRouter(deps: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
   const kit = new InteractionKit(deps.providers, deps.views, deps.csrf);
   registerSignIn(router, { kit, authentication: deps.authentication, totp: deps.totp, customers: deps.customers, paymentSca: deps.paymentSca, box: deps.box });
-  registerConsent(router, { kit, customers: deps.customers, paymentSca: deps.paymentSca });
+  registerConsent(router, { kit, customers: deps.customers, paymentSca: deps.paymentSca, consents: deps.consents });
   router.get('/:uid', () => {
     throw new HttpError(400, 'UNSUPPORTED_PROMPT', 'This request needs a step we do not support.');
   });

@@ -138,8 +138,9 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
       clientCredentials: { enabled: true },
       introspection: {
         enabled: true,
-        // Resource servers may introspect any token; a client only its own.
-        allowedPolicy: async (ctx, client, token) => isResourceServer(client) || token.clientId === client.clientId,
+        // Resource servers may introspect any access token (never a refresh token: an API
+        // must not mistake one for an access token); a client only its own tokens.
+        allowedPolicy: async (ctx, client, token) => (isResourceServer(client) ? token.kind !== 'RefreshToken' : token.clientId === client.clientId),
       },
       revocation: {
         enabled: true,

@@ -2,10 +2,18 @@ import { bodyParser } from '@koa/bodyparser';
 import type { Context, Next } from 'koa';
 
 import type { ClientService } from '../services/clients.js';
+import type { ProviderHolder } from './provider-holder.js';
 import { registrationMetadata } from '../services/registration.js';
 import { RegistrationError, type SoftwareStatementVerifier } from '../services/software-statements.js';
 
 const parseJson = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
+
+async function hasRegistrationAccessToken(ctx: Context, providers: ProviderHolder, clientId: string): Promise<boolean> {
+  const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(ctx.get('authorization'));
+  if (match?.[1] === undefined) return false;
+  const token = await providers.current.RegistrationAccessToken.find(match[1]);
+  return token !== undefined && token.clientId === clientId;
+}
 
 function reject(ctx: Context, error: RegistrationError): void {
   ctx.status = 400;
@@ -19,12 +27,22 @@ function reject(ctx: Context, error: RegistrationError): void {
  * (registration.ts). Rejections use the RFC 7591 error codes and create nothing.
  * oidc-provider reads the body this middleware parsed (it falls back to request.body).
  */
-export function registrationGate(deps: { verifier: SoftwareStatementVerifier | undefined; clients: ClientService; path?: string }) {
+export function registrationGate(deps: { verifier: SoftwareStatementVerifier | undefined; clients: ClientService; providers: ProviderHolder; path?: string }) {
   const path = deps.path ?? '/reg';
   return async function gate(ctx: Context, next: Next): Promise<void> {
     const isCreate = ctx.method === 'POST' && ctx.path === path;
     const isUpdate = ctx.method === 'PUT' && ctx.path.startsWith(`${path}/`);
     if ((!isCreate && !isUpdate) || deps.verifier === undefined) return next();
+
+    const clientId = isUpdate ? decodeURIComponent(ctx.path.slice(path.length + 1)) : undefined;
+    // RFC 7592: an update is judged only once its registration access token is valid, so
+    // an unauthenticated PUT gets 401 and cannot spend the software statement it carries.
+    if (clientId !== undefined && !(await hasRegistrationAccessToken(ctx, deps.providers, clientId))) {
+      ctx.status = 401;
+      ctx.set('WWW-Authenticate', 'Bearer error="invalid_token"');
+      ctx.body = { error: 'invalid_token', error_description: 'invalid registration access token' };
+      return;
+    }
 
     if (!ctx.is('application/json')) return reject(ctx, new RegistrationError('invalid_client_metadata', 'the request must be application/json'));
     try {
@@ -46,10 +64,11 @@ export function registrationGate(deps: { verifier: SoftwareStatementVerifier | u
       if (isCreate && existing !== undefined) {
         throw new RegistrationError('invalid_client_metadata', `software_id ${statement.softwareId} is already registered; manage that client with its registration access token (RFC 7592)`);
       }
-      if (isUpdate) {
-        const clientId = decodeURIComponent(ctx.path.slice(path.length + 1));
-        if (existing !== undefined && existing.clientId !== clientId) {
-          throw new RegistrationError('invalid_software_statement', 'the software statement belongs to another client');
+      if (clientId !== undefined) {
+        const current = await deps.clients.get(clientId).catch(() => undefined);
+        // A client keeps its software identity: an update needs a statement of the same software.
+        if ((existing !== undefined && existing.clientId !== clientId) || (current?.softwareId != null && current.softwareId !== statement.softwareId)) {
+          throw new RegistrationError('invalid_software_statement', 'the software statement is for another software_id than this client\'s');
         }
         if (request.client_id !== undefined && request.client_id !== clientId) {
           throw new RegistrationError('invalid_client_metadata', 'client_id does not match the client being updated');

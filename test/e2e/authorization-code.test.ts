@@ -55,10 +55,14 @@ describe('authorization code flow: PAR + private_key_jwt + DPoP + PKCE (openid-c
     expect(typeof introspected.iat).toBe('number');
     expect(introspected.cnf?.jkt).toBe(jkt);
 
+    // A resource server never sees a refresh token as active; its client does.
+    expect((await client.tokenIntrospection(rs, tokens.refresh_token!)).active).toBe(false);
+    expect((await client.tokenIntrospection(tpp.config, tokens.refresh_token!)).active).toBe(true);
+
     // Revoking the refresh token revokes the grant: the access token dies with it.
     await client.tokenRevocation(rs, tokens.refresh_token!);
     expect((await client.tokenIntrospection(rs, tokens.access_token)).active).toBe(false);
-    expect((await client.tokenIntrospection(rs, tokens.refresh_token!)).active).toBe(false);
+    expect((await client.tokenIntrospection(tpp.config, tokens.refresh_token!)).active).toBe(false);
   });
 
   test('revoking an access token makes it inactive at once', async () => {

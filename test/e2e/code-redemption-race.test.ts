@@ -41,7 +41,7 @@ test('50 parallel redemptions of one code: exactly one token response, then ever
 
   const winner = (won[0] as PromiseFulfilledResult<client.TokenEndpointResponse>).value;
   expect((await client.tokenIntrospection(rs, winner.access_token)).active).toBe(false);
-  expect((await client.tokenIntrospection(rs, winner.refresh_token!)).active).toBe(false);
+  expect((await client.tokenIntrospection(tpp.config, winner.refresh_token!)).active).toBe(false);
 
   const { count } = await app.container.database.db.selectFrom('oidc_models')
     .select((eb) => eb.fn.countAll<number>().as('count'))

@@ -82,7 +82,14 @@ describe('payment initiation', () => {
       type: 'payment_initiation', instructedAmount: { currency: 'GBP', amount: '125.50' }, debtorAccount: { iban: 'GB82WEST12345698765432', id: `${alice.username}-current` },
     })]);
     const introspected = await client.tokenIntrospection(rs, tokens.access_token);
-    expect(introspected).toMatchObject({ active: true, acr: 'urn:openbanking:psd2:sca', amr: ['pwd', 'otp'] });
+    expect(introspected).toMatchObject({ active: true, acr: 'urn:openbanking:psd2:sca', amr: ['pwd', 'otp'], grant_id: tokens.grant_id });
+    const stored = await app.container.consents.get(String(tokens.grant_id));
+    expect(stored).toMatchObject({ status: 'authorised', type: 'payment_initiation', userId: alice.id, clientId: tpp.clientId });
+    expect(stored.scaHash).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    // The payment API uses it once: the consent is consumed and its token dies at once.
+    expect(await app.container.consents.consume(stored.grantId, { actor: 'test' })).toMatchObject({ status: 'consumed' });
+    expect(await app.container.consents.consume(stored.grantId, { actor: 'test' })).toBeUndefined();
+    expect((await client.tokenIntrospection(rs, tokens.access_token)).active).toBe(false);
     expect(introspected.authorization_details).toEqual(tokens.authorization_details);
   });
 

@@ -94,7 +94,7 @@ describe('loadConfig defaults', () => {
     expect(config.fetchAllowPrivateNetworks).toBe(true);
     expect(config.argon2).toEqual({ memoryCost: 65536, timeCost: 3, parallelism: 1 });
     expect(config.trustedProxyCertHeader).toBe('x-client-cert');
-    expect(config.ssa).toEqual({ issuer: 'directory', jwksUri: 'https://directory.example/jwks' });
+    expect(config.ssa).toEqual({ issuer: 'directory', jwksUri: 'https://directory.example/jwks', maxAgeSeconds: 86400, jwksCooldownSeconds: 30 });
     expect(config.tls).toEqual({ certFile: '/tls/cert.pem', keyFile: '/tls/key.pem', clientCaFile: '/tls/ca.pem' });
   });
 });
