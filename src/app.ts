@@ -17,6 +17,8 @@ import { interactionRouter } from './interactions/router.js';
 import { clientMismatchIsInvalidClient } from './oidc/client-auth-errors.js';
 import { addGrantIdToTokenResponse } from './oidc/token-response.js';
 import { adjustDiscovery } from './oidc/discovery.js';
+import { grantManagementRouter } from './oidc/grant-management.js';
+import type { CertificateSource } from './oidc/mtls.js';
 import { rejectFutureDpopProofs } from './oidc/dpop-time.js';
 import { requirePushedRequests } from './oidc/par-required.js';
 import { registrationGate } from './oidc/registration-gate.js';
@@ -42,6 +44,7 @@ export interface AppDeps {
   readonly consents: ConsentService;
   readonly softwareStatements: SoftwareStatementVerifier | undefined;
   readonly clients: ClientService;
+  readonly certificates: CertificateSource;
   readonly box: SecretBox;
   readonly views: Views;
   readonly csrf: Csrf;
@@ -59,7 +62,8 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
  *   3. error envelope      no internals in any response
  *   4. health              /healthz (process), /readyz (database)
  *   5. static              the one stylesheet
- *   6. interactions        sign-in and consent pages (their own body parsing)
+ *   6. interactions        sign-in and consent pages (their own body parsing);
+ *      grants              FAPI Grant Management (/grants/{grant_id})
  *   7. FAPI 2.0 filters    discovery adjustments; client_id mismatch → invalid_client;
  *                          grant_id in token responses;
  *                          DPoP proofs dated > 60 s ahead refused;
@@ -87,6 +91,7 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   const interactions = interactionRouter(deps);
+  const grants = grantManagementRouter({ providers: deps.providers, consents: deps.consents, certificates: deps.certificates, issuer: deps.config.issuer, now: deps.now });
   // The provider is rebuilt when signing keys change; requests go to the current one.
   let mounted = { provider: deps.providers.current, middleware: mount(deps.providers.current) };
   const currentProvider: Koa.Middleware = (ctx, next) => {
@@ -100,6 +105,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(health.routes());
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
+  app.use(grants.routes());
   app.use(adjustDiscovery);
   app.use(clientMismatchIsInvalidClient);
   app.use(addGrantIdToTokenResponse);

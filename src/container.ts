@@ -9,7 +9,7 @@ import { Csrf } from './http/csrf.js';
 import { createViews, type Views } from './http/views.js';
 import { createLogger } from './logger.js';
 import { buildProviderConfiguration } from './oidc/configuration.js';
-import { createCertificateSource } from './oidc/mtls.js';
+import { createCertificateSource, type CertificateSource } from './oidc/mtls.js';
 import { KeyRefresher, ProviderHolder } from './oidc/provider-holder.js';
 import { AuditLog } from './services/audit.js';
 import { AuthenticationService } from './services/authentication.js';
@@ -41,6 +41,7 @@ export interface Container {
   readonly authentication: AuthenticationService;
   readonly paymentSca: PaymentScaService;
   readonly consents: ConsentService;
+  readonly certificates: CertificateSource;
   readonly softwareStatements: SoftwareStatementVerifier | undefined;
   readonly box: SecretBox;
   readonly clients: ClientService;
@@ -134,7 +135,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const sweeper = new Sweeper(db, log, now);
 
     return {
-      config, log, database, customers, audit, totp, authentication, paymentSca, consents, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
+      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
       async close() {
         sweeper.stop();
         keyRefresher.stop();

@@ -7,7 +7,7 @@ export const RESOURCE_SERVER_AUTH_METHOD = 'client_secret_basic';
 
 const ENDPOINTS_WITH_MTLS_ALIASES = [
   'token_endpoint', 'pushed_authorization_request_endpoint', 'introspection_endpoint',
-  'revocation_endpoint', 'userinfo_endpoint', 'registration_endpoint',
+  'revocation_endpoint', 'userinfo_endpoint', 'registration_endpoint', 'grant_management_endpoint',
 ] as const;
 
 /**
@@ -29,9 +29,14 @@ export async function adjustDiscovery(ctx: Context, next: Next): Promise<void> {
   body.revocation_endpoint_auth_methods_supported = [...FAPI_AUTH_METHODS, RESOURCE_SERVER_AUTH_METHOD];
   body.introspection_endpoint_auth_signing_alg_values_supported = body.token_endpoint_auth_signing_alg_values_supported;
   body.revocation_endpoint_auth_signing_alg_values_supported = body.token_endpoint_auth_signing_alg_values_supported;
+  // FAPI Grant Management (grant-management.ts).
+  body.grant_management_endpoint = `${String(body.issuer)}/grants`;
+  body.grant_management_actions_supported = ['query', 'revoke'];
+  body.grant_management_action_required = false;
   const aliases: Record<string, unknown> = {};
   for (const endpoint of ENDPOINTS_WITH_MTLS_ALIASES) {
     if (typeof body[endpoint] === 'string') aliases[endpoint] = body[endpoint];
   }
   body.mtls_endpoint_aliases = aliases;
+
 }

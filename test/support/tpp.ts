@@ -21,7 +21,7 @@ export async function registerTpp(app: TestApp, extra: Record<string, unknown> =
     client_name: 'Budget Buddy',
     redirect_uris: [REDIRECT_URI],
     jwks: { keys: [jwk] },
-    scope: 'openid profile email offline_access accounts payments',
+    scope: 'openid profile email offline_access accounts payments grant_management_query grant_management_revoke',
     ...extra,
   });
   const config = await client.discovery(
