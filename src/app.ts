@@ -13,6 +13,7 @@ import { errorHandler } from './http/errors.js';
 import { requestId } from './http/request-id.js';
 import { securityHeaders } from './http/security-headers.js';
 import type { Views } from './http/views.js';
+import { dashboardRouter } from './interactions/dashboard.js';
 import { interactionRouter } from './interactions/router.js';
 import { clientMismatchIsInvalidClient } from './oidc/client-auth-errors.js';
 import { addGrantIdToTokenResponse } from './oidc/token-response.js';
@@ -28,6 +29,7 @@ import type { AuthenticationService } from './services/authentication.js';
 import type { ClientService } from './services/clients.js';
 import type { ConsentService } from './services/consents.js';
 import type { CustomerService } from './services/customers.js';
+import type { DashboardSessions } from './services/dashboard-sessions.js';
 import type { SoftwareStatementVerifier } from './services/software-statements.js';
 import type { PaymentScaService } from './services/payment-sca.js';
 import type { SecretBox } from './services/secret-box.js';
@@ -45,6 +47,7 @@ export interface AppDeps {
   readonly softwareStatements: SoftwareStatementVerifier | undefined;
   readonly clients: ClientService;
   readonly certificates: CertificateSource;
+  readonly dashboardSessions: DashboardSessions;
   readonly box: SecretBox;
   readonly views: Views;
   readonly csrf: Csrf;
@@ -64,6 +67,7 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
  *   5. static              the one stylesheet
  *   6. interactions        sign-in and consent pages (their own body parsing);
  *      grants              FAPI Grant Management (/grants/{grant_id})
+ *      dashboard           the customer's consents at /account
  *   7. FAPI 2.0 filters    discovery adjustments; client_id mismatch → invalid_client;
  *                          grant_id in token responses;
  *                          DPoP proofs dated > 60 s ahead refused;
@@ -91,6 +95,7 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   const interactions = interactionRouter(deps);
+  const dashboard = dashboardRouter({ ...deps, sessions: deps.dashboardSessions });
   const grants = grantManagementRouter({ providers: deps.providers, consents: deps.consents, certificates: deps.certificates, issuer: deps.config.issuer, now: deps.now });
   // The provider is rebuilt when signing keys change; requests go to the current one.
   let mounted = { provider: deps.providers.current, middleware: mount(deps.providers.current) };
@@ -106,6 +111,8 @@ export function createApp(deps: AppDeps): Koa {
   app.use(interactions.routes());
   app.use(interactions.allowedMethods());
   app.use(grants.routes());
+  app.use(dashboard.routes());
+  app.use(dashboard.allowedMethods());
   app.use(adjustDiscovery);
   app.use(clientMismatchIsInvalidClient);
   app.use(addGrantIdToTokenResponse);

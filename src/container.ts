@@ -15,6 +15,7 @@ import { AuditLog } from './services/audit.js';
 import { AuthenticationService } from './services/authentication.js';
 import { AuthorizationDetailsValidator } from './services/authorization-details.js';
 import { ConsentService } from './services/consents.js';
+import { DashboardSessions } from './services/dashboard-sessions.js';
 import { PaymentScaService } from './services/payment-sca.js';
 import { SoftwareStatementVerifier } from './services/software-statements.js';
 import { auditProviderEvents } from './oidc/events.js';
@@ -42,6 +43,7 @@ export interface Container {
   readonly paymentSca: PaymentScaService;
   readonly consents: ConsentService;
   readonly certificates: CertificateSource;
+  readonly dashboardSessions: DashboardSessions;
   readonly softwareStatements: SoftwareStatementVerifier | undefined;
   readonly box: SecretBox;
   readonly clients: ClientService;
@@ -101,6 +103,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const details = new AuthorizationDetailsValidator(config.payments);
     const paymentSca = new PaymentScaService(db, audit, now);
     const consents = new ConsentService(db, audit, now);
+    const dashboardSessions = new DashboardSessions(db, config.sca.sessionIdleSeconds, now);
     const softwareStatements = config.ssa === undefined ? undefined : new SoftwareStatementVerifier({ ...config.ssa, allowHttpJwksUri: config.fetchAllowPrivateNetworks }, db, now);
     const views = createViews();
     const certificates = createCertificateSource(config);
@@ -135,7 +138,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const sweeper = new Sweeper(db, log, now);
 
     return {
-      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
+      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, dashboardSessions, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
       async close() {
         sweeper.stop();
         keyRefresher.stop();

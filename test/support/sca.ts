@@ -113,6 +113,11 @@ export class TestClock {
     this.#frozen = epochMs;
   }
 
+  /** Back to real time. */
+  release(): void {
+    this.#frozen = undefined;
+  }
+
   get ms(): number {
     return this.now().getTime();
   }
