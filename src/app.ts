@@ -118,7 +118,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(addGrantIdToTokenResponse);
   app.use(rejectFutureDpopProofs(deps.now));
   app.use(requirePushedRequests(deps.providers));
-  app.use(registrationGate({ verifier: deps.softwareStatements, clients: deps.clients, providers: deps.providers }));
+  app.use(registrationGate({ verifier: deps.softwareStatements, clients: deps.clients, providers: deps.providers, allowLoopbackRedirects: deps.config.allowLoopbackRedirects }));
   app.use(currentProvider);
   return app;
 }

@@ -47,6 +47,8 @@ export interface Config {
   readonly trustedProxyCertHeader: string | undefined;
   readonly redisUrl: string | undefined;
   readonly fetchAllowPrivateNetworks: boolean;
+  /** development and the demo: http://127.0.0.1 / localhost redirect URIs are accepted */
+  readonly allowLoopbackRedirects: boolean;
   readonly logLevel: string;
   readonly argon2: Argon2Params;
   /** seconds an access token lives */
@@ -201,6 +203,9 @@ export function loadConfig(env: Env): Config {
     fail('FETCH_ALLOW_PRIVATE_NETWORKS', 'false when NODE_ENV=production');
   }
 
+  const allowLoopbackRedirects = boolean(env, 'ALLOW_LOOPBACK_REDIRECTS');
+  if (production && allowLoopbackRedirects) fail('ALLOW_LOOPBACK_REDIRECTS', 'false when NODE_ENV=production');
+
   const logLevel = text(env, 'LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) fail('LOG_LEVEL', `one of ${LOG_LEVELS.join(', ')}`);
 
@@ -228,6 +233,7 @@ export function loadConfig(env: Env): Config {
     trustedProxyCertHeader: proxyHeader?.toLowerCase(),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     fetchAllowPrivateNetworks,
+    allowLoopbackRedirects,
     logLevel,
     argon2: Object.freeze({
       memoryCost: integer(env, 'ARGON2_MEMORY_KIB', 19456, 19456, 4194304),

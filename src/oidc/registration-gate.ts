@@ -27,7 +27,7 @@ function reject(ctx: Context, error: RegistrationError): void {
  * (registration.ts). Rejections use the RFC 7591 error codes and create nothing.
  * oidc-provider reads the body this middleware parsed (it falls back to request.body).
  */
-export function registrationGate(deps: { verifier: SoftwareStatementVerifier | undefined; clients: ClientService; providers: ProviderHolder; path?: string }) {
+export function registrationGate(deps: { verifier: SoftwareStatementVerifier | undefined; clients: ClientService; providers: ProviderHolder; allowLoopbackRedirects: boolean; path?: string }) {
   const path = deps.path ?? '/reg';
   return async function gate(ctx: Context, next: Next): Promise<void> {
     const isCreate = ctx.method === 'POST' && ctx.path === path;
@@ -59,7 +59,7 @@ export function registrationGate(deps: { verifier: SoftwareStatementVerifier | u
       const request = body as Record<string, unknown>;
       if (request.software_statement === undefined) throw new RegistrationError('invalid_software_statement', 'a software_statement is required');
       const statement = await deps.verifier.verify(request.software_statement);
-      const metadata = registrationMetadata(request, statement);
+      const metadata = registrationMetadata(request, statement, { allowLoopbackHttp: deps.allowLoopbackRedirects });
       const existing = await deps.clients.findBySoftwareId(statement.softwareId);
       if (isCreate && existing !== undefined) {
         throw new RegistrationError('invalid_client_metadata', `software_id ${statement.softwareId} is already registered; manage that client with its registration access token (RFC 7592)`);

@@ -35,8 +35,18 @@ export function withFapiDefaults(input: Record<string, unknown>, profile: Profil
   };
 }
 
+/**
+ * Redirect URIs are https; for local development and the demo only (ALLOW_LOOPBACK_REDIRECTS,
+ * refused in production), also http on a loopback address (as RFC 8252 allows native apps).
+ */
+export function isAcceptableRedirectUri(uri: unknown, allowLoopbackHttp: boolean): boolean {
+  if (typeof uri !== 'string') return false;
+  if (uri.startsWith('https://')) return true;
+  return allowLoopbackHttp && /^http:\/\/(127\.0\.0\.1|localhost|\[::1\])(:\d{1,5})?\//.test(uri);
+}
+
 /** Throws ValidationError(INVALID_CLIENT_METADATA) naming the first broken rule. */
-export function assertFapiClientMetadata(metadata: Record<string, unknown>, profile: Profile = 'fapi2'): void {
+export function assertFapiClientMetadata(metadata: Record<string, unknown>, profile: Profile = 'fapi2', { allowLoopbackHttp = false } = {}): void {
   if (profile === 'fapi2' && metadata.require_pushed_authorization_requests !== true) {
     invalid('require_pushed_authorization_requests must be true: authorization requests are pushed');
   }
@@ -67,7 +77,7 @@ export function assertFapiClientMetadata(metadata: Record<string, unknown>, prof
     invalid(`authorization_details_types may only contain ${DETAIL_TYPES.join(', ')}`);
   }
   const redirectUris = metadata.redirect_uris ?? [];
-  if (!Array.isArray(redirectUris) || redirectUris.some((uri) => typeof uri !== 'string' || !uri.startsWith('https://'))) {
+  if (!Array.isArray(redirectUris) || redirectUris.some((uri) => !isAcceptableRedirectUri(uri, allowLoopbackHttp))) {
     invalid('redirect_uris must be https:// URLs');
   }
   if (responseTypes.length > 0 && redirectUris.length === 0) invalid('redirect_uris are required for the code flow');

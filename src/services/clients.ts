@@ -59,10 +59,13 @@ export class ClientService implements ClientStore {
   readonly #secrets: SecretBox;
   readonly #validate: MetadataValidator;
 
-  constructor(db: Db, secrets: SecretBox, validate: MetadataValidator) {
+  readonly #allowLoopbackRedirects: boolean;
+
+  constructor(db: Db, secrets: SecretBox, validate: MetadataValidator, { allowLoopbackRedirects = false } = {}) {
     this.#db = db;
     this.#secrets = secrets;
     this.#validate = validate;
+    this.#allowLoopbackRedirects = allowLoopbackRedirects;
   }
 
   /**
@@ -82,7 +85,7 @@ export class ClientService implements ClientStore {
     }
 
     const metadata = withFapiDefaults(rest, profile);
-    assertFapiClientMetadata(metadata, profile);
+    assertFapiClientMetadata(metadata, profile, { allowLoopbackHttp: this.#allowLoopbackRedirects });
 
     const clientId = (clientIdInput as string | undefined) ?? `tpp-${randomUUID()}`;
     await this.#validateForProvider({ ...metadata, client_id: clientId }, profile, 'tpp');

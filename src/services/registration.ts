@@ -1,4 +1,4 @@
-import { assertFapiClientMetadata, withFapiDefaults } from './client-policy.js';
+import { assertFapiClientMetadata, isAcceptableRedirectUri, withFapiDefaults } from './client-policy.js';
 import { ValidationError } from './errors.js';
 import { RegistrationError, type SoftwareStatement } from './software-statements.js';
 
@@ -20,7 +20,7 @@ const ROLE_DETAIL_TYPES = { AISP: 'account_information', PISP: 'payment_initiati
 const ROLE_SCOPES = { AISP: 'accounts', PISP: 'payments' } as const;
 const BASE_SCOPES = ['openid', 'offline_access', 'grant_management_query', 'grant_management_revoke'];
 
-export function registrationMetadata(request: Record<string, unknown>, ssa: SoftwareStatement): Record<string, unknown> {
+export function registrationMetadata(request: Record<string, unknown>, ssa: SoftwareStatement, { allowLoopbackHttp = false } = {}): Record<string, unknown> {
   if (request.jwks !== undefined) {
     throw new RegistrationError('invalid_client_metadata', 'jwks is not accepted: keys are published at the software statement\'s software_jwks_uri');
   }
@@ -32,7 +32,7 @@ export function registrationMetadata(request: Record<string, unknown>, ssa: Soft
     throw new RegistrationError('invalid_redirect_uri', 'redirect_uris must be a list of URLs');
   }
   for (const uri of redirectUris as string[]) {
-    if (!uri.startsWith('https://')) throw new RegistrationError('invalid_redirect_uri', `redirect URI ${uri.slice(0, 200)} must use https`);
+    if (!isAcceptableRedirectUri(uri, allowLoopbackHttp)) throw new RegistrationError('invalid_redirect_uri', `redirect URI ${uri.slice(0, 200)} must use https`);
     if (!ssa.redirectUris.includes(uri)) throw new RegistrationError('invalid_redirect_uri', `redirect URI ${uri.slice(0, 200)} is not in the software statement`);
   }
   if (picked.jwks_uri !== undefined && picked.jwks_uri !== ssa.jwksUri) {
@@ -60,7 +60,7 @@ export function registrationMetadata(request: Record<string, unknown>, ssa: Soft
     authorization_details_types: ssa.roles.map((role) => ROLE_DETAIL_TYPES[role]),
   }, 'fapi2');
   try {
-    assertFapiClientMetadata(metadata, 'fapi2');
+    assertFapiClientMetadata(metadata, 'fapi2', { allowLoopbackHttp });
   } catch (error) {
     if (error instanceof ValidationError) throw new RegistrationError('invalid_client_metadata', error.message);
     throw error;

@@ -82,3 +82,18 @@ test('a TPP cannot be created without PAR or without a token binding; a first-pa
   await expect(app.container.clients.createClient({ ...base, profile: 'oidc', token_endpoint_auth_method: 'client_secret_basic' })).rejects.toMatchObject({ code: 'INVALID_CLIENT_METADATA' });
   await expect(app.container.clients.createClient({ ...base, profile: 'oidc', dpop_bound_access_tokens: false })).resolves.toMatchObject({ profile: 'oidc' });
 });
+
+test('http loopback redirect URIs only with ALLOW_LOOPBACK_REDIRECTS (development, the demo)', async () => {
+  const { publicKey } = await generateKeyPair('ES256', { extractable: true });
+  const metadata = { redirect_uris: ['http://127.0.0.1:8080/callback'], jwks: { keys: [{ ...(await exportJWK(publicKey)), kid: 'k' }] } };
+  await expect(app.container.clients.createClient(metadata)).rejects.toMatchObject({ code: 'INVALID_CLIENT_METADATA' });
+  const devDb = await createTestDatabase();
+  const dev = await startTestApp(devDb, { ALLOW_LOOPBACK_REDIRECTS: 'true' });
+  try {
+    await expect(dev.container.clients.createClient(metadata)).resolves.toMatchObject({ profile: 'fapi2' });
+    await expect(dev.container.clients.createClient({ ...metadata, redirect_uris: ['http://tpp.example/callback'] })).rejects.toMatchObject({ code: 'INVALID_CLIENT_METADATA' });
+  } finally {
+    await dev.close();
+    await devDb.drop();
+  }
+});
