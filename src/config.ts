@@ -28,8 +28,10 @@ export interface TlsConfig {
 export interface Config {
   readonly nodeEnv: string | undefined;
   readonly production: boolean;
-  /** address both listeners bind to; 127.0.0.1 unless HOST says otherwise */
+  /** address the public listener binds to; 127.0.0.1 unless HOST says otherwise */
   readonly host: string;
+  /** address the admin listener binds to; 127.0.0.1 unless ADMIN_HOST says otherwise */
+  readonly adminHost: string;
   readonly port: number;
   readonly adminPort: number;
   readonly issuer: string;
@@ -211,11 +213,14 @@ export function loadConfig(env: Env): Config {
 
   const host = text(env, 'HOST') ?? '127.0.0.1';
   if (!/^[0-9A-Za-z.:-]{1,253}$/.test(host)) fail('HOST', 'an IP address or host name to bind to');
+  const adminHost = text(env, 'ADMIN_HOST') ?? '127.0.0.1';
+  if (!/^[0-9A-Za-z.:-]{1,253}$/.test(adminHost)) fail('ADMIN_HOST', 'an IP address or host name to bind to');
 
   return Object.freeze({
     nodeEnv,
     production,
     host,
+    adminHost,
     port,
     adminPort,
     issuer: issuer(env, port, production),

@@ -11,6 +11,7 @@ import { createLogger } from './logger.js';
 import { buildProviderConfiguration } from './oidc/configuration.js';
 import { createCertificateSource, type CertificateSource } from './oidc/mtls.js';
 import { KeyRefresher, ProviderHolder } from './oidc/provider-holder.js';
+import { ApiKeyService } from './services/api-keys.js';
 import { AuditLog } from './services/audit.js';
 import { AuthenticationService } from './services/authentication.js';
 import { AuthorizationDetailsValidator } from './services/authorization-details.js';
@@ -44,6 +45,7 @@ export interface Container {
   readonly consents: ConsentService;
   readonly certificates: CertificateSource;
   readonly dashboardSessions: DashboardSessions;
+  readonly apiKeys: ApiKeyService;
   readonly softwareStatements: SoftwareStatementVerifier | undefined;
   readonly box: SecretBox;
   readonly clients: ClientService;
@@ -104,6 +106,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const paymentSca = new PaymentScaService(db, audit, now);
     const consents = new ConsentService(db, audit, now);
     const dashboardSessions = new DashboardSessions(db, config.sca.sessionIdleSeconds, now);
+    const apiKeys = new ApiKeyService(db, audit, now);
     const softwareStatements = config.ssa === undefined ? undefined : new SoftwareStatementVerifier({ ...config.ssa, allowHttpJwksUri: config.fetchAllowPrivateNetworks }, db, now);
     const views = createViews();
     const certificates = createCertificateSource(config);
@@ -138,7 +141,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const sweeper = new Sweeper(db, log, now);
 
     return {
-      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, dashboardSessions, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
+      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, dashboardSessions, apiKeys, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
       async close() {
         sweeper.stop();
         keyRefresher.stop();

@@ -1,5 +1,6 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 
+import { createAdminApp } from './admin/app.js';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { buildContainer } from './container.js';
@@ -32,9 +33,11 @@ async function main(): Promise<void> {
   const server = createPublicServer(config);
   server.on('request', app.callback());
   await listen(server, config.port, config.host);
+  const adminServer = createServer(createAdminApp(container).callback());
+  await listen(adminServer, config.adminPort, config.adminHost);
   container.sweeper.start(config.sweepIntervalSeconds);
   container.keyRefresher.start(config.keys.refreshSeconds);
-  log.info({ issuer: config.issuer, port: config.port, host: config.host, database: container.database.kind }, 'portcullis listening');
+  log.info({ issuer: config.issuer, port: config.port, host: config.host, adminPort: config.adminPort, adminHost: config.adminHost, database: container.database.kind }, 'portcullis listening');
   if (container.database.kind === 'pglite') {
     log.warn({ dataDir: config.dataDir }, 'using the embedded database: for evaluation only (set DATABASE_URL for PostgreSQL)');
   }
@@ -45,6 +48,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'draining');
     // Stop accepting, let in-flight requests finish, then close the database.
+    adminServer.close();
     server.close(() => {
       void container.close().finally(() => { releaseLock(); process.exit(0); });
     });

@@ -28,6 +28,7 @@ const USAGE = `usage: portcullis <command> [--json]
   account add --username U --id ID --name NAME --iban IBAN --currency CUR [--balance AMOUNT]
   client create --metadata-file F|-
   resource-server create --name N
+  apikey create --name N --scopes S[,S] [--expires-days D]
   keys list
   keys rotate
   audit verify
@@ -134,6 +135,16 @@ const COMMANDS: Record<string, Command> = {
     async run(container, options) {
       const created = await container.clients.createResourceServer(str(options, 'name'));
       return { json: created, text: `client_id: ${created.client_id}\nclient_secret: ${created.client_secret}\n(the secret is shown once)\n` };
+    },
+  },
+  'apikey create': {
+    options: { name: { type: 'string' }, scopes: { type: 'string' }, 'expires-days': { type: 'string' } },
+    required: ['name', 'scopes'],
+    async run(container, options) {
+      const days = optionalStr(options, 'expires-days');
+      if (days !== undefined && !/^\d{1,4}$/.test(days)) throw new UsageError('--expires-days must be a number of days');
+      const created = await container.apiKeys.create(str(options, 'name'), str(options, 'scopes').split(',').map((s) => s.trim()), CLI_AUDIT, days === undefined ? undefined : Number(days));
+      return { json: created, text: `id: ${created.id}\nkey: ${created.key}\n(the key is shown once)\n` };
     },
   },
   'keys list': {

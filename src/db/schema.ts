@@ -78,6 +78,17 @@ export interface DashboardSessionsTable {
   expires_at: Timestamp;
 }
 
+export interface ApiKeysTable {
+  id: string;
+  name: string;
+  key_hash: string;
+  scopes: JSONColumnType<string[]>;
+  created_at: Timestamp;
+  expires_at: NullableTimestamp;
+  last_used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+}
+
 export interface BankAccountsTable {
   id: string;
   user_id: string;
@@ -136,6 +147,7 @@ export interface DB {
   payment_sca: PaymentScaTable;
   consents: ConsentsTable;
   dashboard_sessions: DashboardSessionsTable;
+  api_keys: ApiKeysTable;
   bank_accounts: BankAccountsTable;
   clients: ClientsTable;
   oidc_models: OidcModelsTable;

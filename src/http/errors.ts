@@ -35,10 +35,11 @@ function describe(error: unknown): Described {
 
 /**
  * Turns every error thrown below into a response without internals: JSON
- * `{"error":{code,message,request_id}}` for API callers, the error page for browsers.
+ * `{"error":{code,message,request_id}}` for API callers, the error page for browsers
+ * (JSON only when no views are given: the admin API).
  * oidc-provider renders its own errors in RFC 6749 form and does not reach here.
  */
-export function errorHandler(views: Views, log: Logger) {
+export function errorHandler(views: Views | undefined, log: Logger) {
   return async function handleErrors(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
@@ -47,7 +48,7 @@ export function errorHandler(views: Views, log: Logger) {
       const requestId = String(ctx.state.requestId ?? '');
       if (described.status >= 500) log.error({ err: error, requestId }, 'request failed');
       ctx.status = described.status;
-      if (ctx.accepts('html', 'json') === 'html') {
+      if (views !== undefined && ctx.accepts('html', 'json') === 'html') {
         ctx.type = 'html';
         ctx.body = views.render('error', { title: described.status >= 500 ? 'Something went wrong' : 'This request cannot be completed', message: described.message, requestId });
       } else {

@@ -1,0 +1,127 @@
+import Router from '@koa/router';
+import Koa, { type Context, type Next } from 'koa';
+
+import type { Container } from '../container.js';
+import { errorHandler, HttpError } from '../http/errors.js';
+import { requestId } from '../http/request-id.js';
+import { securityHeaders } from '../http/security-headers.js';
+import type { ApiKeyRecord } from '../db/repositories/api-keys.js';
+import type { AuditContext } from '../services/audit.js';
+import { ADMIN_OPENAPI } from './openapi.js';
+
+type AdminDeps = Pick<Container, 'apiKeys' | 'consents' | 'customers' | 'authentication' | 'keys' | 'keyRefresher' | 'audit' | 'log' | 'database'>;
+
+/** Bearer <api key> → the key, or 401. */
+function authenticate(deps: AdminDeps) {
+  return async function requireApiKey(ctx: Context, next: Next): Promise<void> {
+    const match = /^Bearer (\S{1,200})$/.exec(ctx.get('authorization'));
+    const key = match?.[1] === undefined ? undefined : await deps.apiKeys.authenticate(match[1]);
+    if (key === undefined) {
+      ctx.set('WWW-Authenticate', 'Bearer realm="portcullis-admin"');
+      throw new HttpError(401, 'UNAUTHENTICATED', 'a valid API key is required (Authorization: Bearer <key>)');
+    }
+    ctx.state.apiKey = key;
+    await next();
+  };
+}
+
+function requireScope(scope: 'admin:read' | 'admin:write') {
+  return async function checkScope(ctx: Context, next: Next): Promise<void> {
+    if (!(ctx.state.apiKey as ApiKeyRecord).scopes.includes(scope)) throw new HttpError(403, 'FORBIDDEN', `this API key lacks the ${scope} scope`);
+    await next();
+  };
+}
+
+function actor(ctx: Context): AuditContext {
+  return { actor: `apikey:${(ctx.state.apiKey as ApiKeyRecord).id}`, ip: ctx.ip, requestId: String(ctx.state.requestId ?? '') };
+}
+
+function consentView(consent: Awaited<ReturnType<AdminDeps['consents']['get']>>, status: string) {
+  return {
+    grant_id: consent.grantId, client_id: consent.clientId, user_id: consent.userId, type: consent.type, scopes: consent.scopes,
+    authorization_details: consent.details, status, created_at: consent.createdAt.toISOString(),
+    expires_at: consent.expiresAt?.toISOString() ?? null, version: consent.version,
+  };
+}
+
+/**
+ * The admin API (ADMIN_PORT, 127.0.0.1 unless ADMIN_HOST says otherwise), for the bank's
+ * back office and its payment API. Every request needs an API key; reads need admin:read,
+ * changes admin:write, and every change is audited with the key as its actor.
+ *
+ *   GET  /admin/v1/openapi.json
+ *   GET  /admin/v1/consents?user_id=&client_id=      GET /admin/v1/consents/{grant_id}
+ *   POST /admin/v1/consents/{grant_id}/consume       a payment consent, exactly once
+ *   POST /admin/v1/consents/{grant_id}/revoke
+ *   POST /admin/v1/users/{username}/unlock
+ *   GET  /admin/v1/keys                              POST /admin/v1/keys/rotate
+ *   GET  /admin/v1/audit/verify
+ */
+export function createAdminApp(deps: AdminDeps): Koa {
+  const app = new Koa({ proxy: false });
+  app.silent = true;
+  const router = new Router({ prefix: '/admin/v1' });
+  const read = [authenticate(deps), requireScope('admin:read')];
+  const write = [authenticate(deps), requireScope('admin:write')];
+
+  router.get('/openapi.json', (ctx) => { ctx.body = ADMIN_OPENAPI; });
+
+  router.get('/consents', ...read, async (ctx) => {
+    const userId = typeof ctx.query.user_id === 'string' ? ctx.query.user_id : undefined;
+    const clientId = typeof ctx.query.client_id === 'string' ? ctx.query.client_id : undefined;
+    if (userId !== undefined && !/^[0-9a-f-]{36}$/.test(userId)) throw new HttpError(400, 'INVALID_USER_ID', 'user_id must be a UUID');
+    const consents = await deps.consents.list({ userId, clientId });
+    ctx.body = { consents: consents.map((c) => consentView(c, deps.consents.effectiveStatus(c))) };
+  });
+
+  router.get('/consents/:grantId', ...read, async (ctx) => {
+    const consent = await deps.consents.get(ctx.params.grantId!);
+    ctx.body = consentView(consent, deps.consents.effectiveStatus(consent));
+  });
+
+  router.post('/consents/:grantId/consume', ...write, async (ctx) => {
+    const grantId = ctx.params.grantId!;
+    const consent = await deps.consents.get(grantId);
+    if (consent.type !== 'payment_initiation') throw new HttpError(409, 'NOT_A_PAYMENT_CONSENT', 'only a payment consent can be consumed');
+    const consumed = await deps.consents.consume(grantId, actor(ctx));
+    if (consumed === undefined) throw new HttpError(409, 'CONSENT_NOT_AUTHORISED', 'the consent is no longer authorised (already consumed, revoked or expired)');
+    ctx.body = { grant_id: grantId, status: consumed.status };
+  });
+
+  router.post('/consents/:grantId/revoke', ...write, async (ctx) => {
+    const grantId = ctx.params.grantId!;
+    await deps.consents.get(grantId);
+    const revoked = await deps.consents.transition(grantId, 'revoked', {}, actor(ctx));
+    if (revoked === undefined) throw new HttpError(409, 'CONSENT_NOT_AUTHORISED', 'the consent is no longer authorised');
+    ctx.body = { grant_id: grantId, status: revoked.status };
+  });
+
+  router.post('/users/:username/unlock', ...write, async (ctx) => {
+    const user = await deps.customers.requireByUsername(ctx.params.username!);
+    await deps.authentication.unlock(user.id, actor(ctx));
+    ctx.body = { username: user.username, unlocked: true };
+  });
+
+  router.get('/keys', ...read, async (ctx) => {
+    ctx.body = { keys: await deps.keys.list() };
+  });
+
+  router.post('/keys/rotate', ...write, async (ctx) => {
+    const published = await deps.keys.rotate();
+    await deps.audit.record({ ...actor(ctx), type: 'keys.rotated', data: { kids: published.map((k) => k.kid) } });
+    await deps.keyRefresher.refreshOnce();
+    ctx.body = { published };
+  });
+
+  router.get('/audit/verify', ...read, async (ctx) => {
+    ctx.body = await deps.audit.verify();
+  });
+
+  app.use(requestId);
+  app.use(securityHeaders({ hsts: false }));
+  app.use(errorHandler(undefined, deps.log));
+  app.use(router.routes());
+  app.use(router.allowedMethods({ throw: true }));
+  app.use((ctx) => { throw new HttpError(404, 'NOT_FOUND', `no route ${ctx.method} ${ctx.path.slice(0, 100)}`); });
+  return app;
+}

@@ -1,0 +1,124 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import * as client from 'openid-client';
+
+import { createAdminApp } from '../../src/admin/app.js';
+import { ADMIN_OPENAPI } from '../../src/admin/openapi.js';
+import { startTestApp, type TestApp } from '../support/app.js';
+import { FormBrowser, requirePage } from '../support/browser.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { enrolTotp } from '../support/sca.js';
+import { createCustomer, pushAuthorization, registerTpp, type Tpp } from '../support/tpp.js';
+
+let database: TestDatabase;
+let app: TestApp;
+let admin: Server;
+let adminUrl: string;
+let tpp: Tpp;
+let writeKey: string;
+let readKey: string;
+let customers = 0;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  app = await startTestApp(database);
+  admin = createServer(createAdminApp(app.container).callback());
+  await new Promise<void>((resolve) => admin.listen(0, '127.0.0.1', resolve));
+  adminUrl = `http://127.0.0.1:${(admin.address() as AddressInfo).port}/admin/v1`;
+  tpp = await registerTpp(app);
+  writeKey = (await app.container.apiKeys.create('payments api', ['admin:read', 'admin:write'], { actor: 'test' })).key;
+  readKey = (await app.container.apiKeys.create('reporting', ['admin:read'], { actor: 'test' })).key;
+});
+
+afterAll(async () => {
+  admin?.closeAllConnections();
+  await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
+  await app?.close();
+  await database?.drop();
+});
+
+const call = (method: string, path: string, key?: string) => fetch(`${adminUrl}${path}`, { method, headers: key === undefined ? {} : { authorization: `Bearer ${key}` } });
+
+async function consent(type: 'payment' | 'accounts'): Promise<string> {
+  customers += 1;
+  const customer = await createCustomer(app, `admin${customers}`, 'admin test password');
+  const { authenticator } = await enrolTotp(app, customer);
+  const details = type === 'payment'
+    ? [{ type: 'payment_initiation', instructedAmount: { currency: 'GBP', amount: '12.00' }, creditorName: 'Shop', creditorAccount: { iban: 'GB33BUKB20201555555555' } }]
+    : [{ type: 'account_information', actions: ['list_accounts'] }];
+  const started = await pushAuthorization(tpp, { scope: type === 'payment' ? 'openid payments' : 'openid accounts', authorization_details: JSON.stringify(details) });
+  const browser = new FormBrowser();
+  const login = requirePage(await browser.navigate(started.url.toString()));
+  const page = requirePage(await browser.submit(login, 'form[action$="/login"]', { username: customer.username, password: customer.password, otp: await authenticator.code() }));
+  const fields: Record<string, string | string[]> = type === 'payment' ? { debtor_account: `${customer.username}-current` } : { accounts: [`${customer.username}-current`] };
+  const result = await browser.submit(page, 'form[action$="/consent"]', fields, { name: 'decision', value: 'allow' });
+  const tokens = await client.authorizationCodeGrant(tpp.config, new URL(result.leftTo!), { pkceCodeVerifier: started.codeVerifier, expectedState: started.state }, undefined, { DPoP: tpp.dpop });
+  return String(tokens.grant_id);
+}
+
+describe('admin API authentication', () => {
+  test('no key, a malformed or unknown key: 401 with the error envelope', async () => {
+    for (const key of [undefined, 'nonsense', 'pcak_AAAA']) {
+      const response = await call('GET', '/keys', key);
+      expect(response.status).toBe(401);
+      const body = await response.json() as { error: { code: string; request_id: string } };
+      expect(body.error.code).toBe('UNAUTHENTICATED');
+      expect(body.error.request_id).toBe(response.headers.get('x-request-id'));
+    }
+  });
+
+  test('a read-only key cannot change anything: 403', async () => {
+    expect((await call('GET', '/keys', readKey)).status).toBe(200);
+    expect((await call('POST', '/keys/rotate', readKey)).status).toBe(403);
+  });
+
+  test('a revoked or expired key stops working', async () => {
+    const { id, key } = await app.container.apiKeys.create('temporary', ['admin:read'], { actor: 'test' }, 1);
+    expect((await call('GET', '/keys', key)).status).toBe(200);
+    await app.container.apiKeys.revoke(id, { actor: 'test' });
+    expect((await call('GET', '/keys', key)).status).toBe(401);
+    const stored = await app.container.database.db.selectFrom('api_keys').select(['key_hash', 'last_used_at']).where('id', '=', id).executeTakeFirstOrThrow();
+    expect(stored.key_hash).not.toContain(key);
+    expect(stored.last_used_at).not.toBeNull();
+  });
+
+  test('unknown routes are JSON 404s', async () => {
+    const response = await call('GET', '/nope', writeKey);
+    expect(response.status).toBe(404);
+    expect(await response.json()).toMatchObject({ error: { code: 'NOT_FOUND' } });
+  });
+});
+
+describe('consents', () => {
+  test('the payment API marks a payment consent consumed exactly once, even when racing', async () => {
+    const grantId = await consent('payment');
+    const attempts = await Promise.all(Array.from({ length: 10 }, () => call('POST', `/consents/${grantId}/consume`, writeKey)));
+    expect(attempts.map((r) => r.status).sort()).toEqual([200, ...Array<number>(9).fill(409)]);
+    expect(await (await call('GET', `/consents/${grantId}`, readKey)).json()).toMatchObject({ status: 'consumed', type: 'payment_initiation' });
+    const events = await app.container.database.db.selectFrom('audit_events').select('actor').where('type', '=', 'consent.consumed').execute();
+    expect(events).toHaveLength(1);
+    expect(events[0]!.actor).toMatch(/^apikey:/);
+  });
+
+  test('an account-information consent cannot be consumed; unknown ids are 404', async () => {
+    const grantId = await consent('accounts');
+    expect((await call('POST', `/consents/${grantId}/consume`, writeKey)).status).toBe(409);
+    expect((await call('POST', '/consents/unknown/consume', writeKey)).status).toBe(404);
+    const list = await (await call('GET', `/consents?client_id=${tpp.clientId}`, readKey)).json() as { consents: { grant_id: string }[] };
+    expect(list.consents.map((c) => c.grant_id)).toContain(grantId);
+    expect((await call('GET', '/consents?user_id=not-a-uuid', readKey)).status).toBe(400);
+  });
+});
+
+test('the OpenAPI document lists exactly the routes the admin app serves', async () => {
+  const served = await (await call('GET', '/openapi.json')).json() as typeof ADMIN_OPENAPI;
+  expect(served.openapi).toBe('3.1.0');
+  const documented = Object.entries(served.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)).sort();
+  const routes = (createAdminApp(app.container).middleware as unknown as { router?: { stack: { path: string; methods: string[] }[] } }[])
+    .flatMap((mw) => mw.router?.stack ?? [])
+    .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${layer.path.replace('/admin/v1', '').replace(/:(\w+)/g, (_s, name: string) => `{${name === 'grantId' ? 'grant_id' : name}}`)}`))
+    .sort();
+  expect(routes).toEqual(documented);
+});
