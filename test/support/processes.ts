@@ -50,8 +50,9 @@ export interface ServerProcess {
 export async function startServerProcess(env: Record<string, string>, port?: number): Promise<ServerProcess> {
   port ??= await freePort();
   const url = `http://127.0.0.1:${port}`;
+  const adminPort = await freePort();
   const child = spawn(process.execPath, [SERVER], {
-    env: childEnv({ PORT: String(port), ISSUER: url, ...env }),
+    env: childEnv({ PORT: String(port), ADMIN_PORT: String(adminPort), ISSUER: url, ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
