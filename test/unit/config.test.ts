@@ -174,6 +174,16 @@ describe('loadConfig rejects invalid values with a one-line ConfigError naming t
     ['ISSUER with a query string', { ISSUER: 'https://auth.example.com?x=1' }, 'ISSUER'],
     ['HOST with a slash', { HOST: 'example.com/evil' }, 'HOST'],
     ['REDIS_URL=http://x', { REDIS_URL: 'http://x' }, 'REDIS_URL'],
+    ['ADMIN_HOST with a slash', { ADMIN_HOST: 'a/b' }, 'ADMIN_HOST'],
+    ['LOCKOUT_MAX_FAILURES=6 (PSD2: at most 5)', { LOCKOUT_MAX_FAILURES: '6' }, 'LOCKOUT_MAX_FAILURES'],
+    ['SESSION_IDLE_SECONDS=301 (PSD2: at most 300)', { SESSION_IDLE_SECONDS: '301' }, 'SESSION_IDLE_SECONDS'],
+    ['KEY_REFRESH_SECONDS=61 (instances follow within a minute)', { KEY_REFRESH_SECONDS: '61' }, 'KEY_REFRESH_SECONDS'],
+    ['REFRESH_TOKEN_TTL beyond 180 days', { REFRESH_TOKEN_TTL: String(181 * 86400) }, 'REFRESH_TOKEN_TTL'],
+    ['PAYMENT_CURRENCIES=euro', { PAYMENT_CURRENCIES: 'euro' }, 'PAYMENT_CURRENCIES'],
+    ['PAYMENT_MAX_AMOUNT=-5', { PAYMENT_MAX_AMOUNT: '-5' }, 'PAYMENT_MAX_AMOUNT'],
+    ['API_RESOURCE=ftp://x', { API_RESOURCE: 'ftp://x' }, 'API_RESOURCE'],
+    ['ALLOW_LOOPBACK_REDIRECTS=sometimes', { ALLOW_LOOPBACK_REDIRECTS: 'sometimes' }, 'ALLOW_LOOPBACK_REDIRECTS'],
+    ['SSA_MAX_AGE_SECONDS=10', { SSA_ISSUER: 'd', SSA_JWKS_URI: 'https://d.example/jwks', SSA_MAX_AGE_SECONDS: '10' }, 'SSA_MAX_AGE_SECONDS'],
   ];
 
   test.each(cases)('%s', (_label, env, variable) => {
@@ -253,6 +263,10 @@ describe('loadConfig with NODE_ENV=production', () => {
 
   test('refuses the default (http://localhost) issuer', () => {
     expectRejects({ ...PRODUCTION_ENV, ISSUER: undefined }, 'ISSUER');
+  });
+
+  test('refuses ALLOW_LOOPBACK_REDIRECTS=true', () => {
+    expectRejects({ ...PRODUCTION_ENV, ALLOW_LOOPBACK_REDIRECTS: 'true' }, 'ALLOW_LOOPBACK_REDIRECTS');
   });
 
   test('refuses FETCH_ALLOW_PRIVATE_NETWORKS=true', () => {
