@@ -7,6 +7,8 @@
  * variable and what is expected, and never echoes a secret value.
  */
 
+import { parseRateLimits, type RateLimits } from './http/rate-limit.js';
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -48,6 +50,8 @@ export interface Config {
   readonly clientCaFile: string | undefined;
   readonly trustedProxyCertHeader: string | undefined;
   readonly redisUrl: string | undefined;
+  /** per-class request budgets (RATE_LIMIT_<CLASS>); undefined = disabled (never in production) */
+  readonly rateLimits: RateLimits | undefined;
   readonly fetchAllowPrivateNetworks: boolean;
   /** development and the demo: http://127.0.0.1 / localhost redirect URIs are accepted */
   readonly allowLoopbackRedirects: boolean;
@@ -208,6 +212,10 @@ export function loadConfig(env: Env): Config {
   const allowLoopbackRedirects = boolean(env, 'ALLOW_LOOPBACK_REDIRECTS');
   if (production && allowLoopbackRedirects) fail('ALLOW_LOOPBACK_REDIRECTS', 'false when NODE_ENV=production');
 
+  const rateLimitsDisabled = boolean(env, 'RATE_LIMITS_DISABLED');
+  if (production && rateLimitsDisabled) fail('RATE_LIMITS_DISABLED', 'false when NODE_ENV=production');
+  const rateLimits = parseRateLimits(env, fail);
+
   const logLevel = text(env, 'LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) fail('LOG_LEVEL', `one of ${LOG_LEVELS.join(', ')}`);
 
@@ -237,6 +245,7 @@ export function loadConfig(env: Env): Config {
     clientCaFile,
     trustedProxyCertHeader: proxyHeader?.toLowerCase(),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
+    rateLimits: rateLimitsDisabled ? undefined : rateLimits,
     fetchAllowPrivateNetworks,
     allowLoopbackRedirects,
     logLevel,

@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { Csrf } from './http/csrf.js';
+import { createRateLimiter, type RateLimiter } from './http/rate-limit.js';
 import { createViews, type Views } from './http/views.js';
 import { createLogger } from './logger.js';
 import { buildProviderConfiguration } from './oidc/configuration.js';
@@ -46,6 +47,7 @@ export interface Container {
   readonly certificates: CertificateSource;
   readonly dashboardSessions: DashboardSessions;
   readonly apiKeys: ApiKeyService;
+  readonly rateLimiter: RateLimiter | undefined;
   readonly softwareStatements: SoftwareStatementVerifier | undefined;
   readonly box: SecretBox;
   readonly clients: ClientService;
@@ -139,12 +141,16 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const keyRefresher = new KeyRefresher({ keys, holder: providers, build: buildProvider, log, now });
     await keyRefresher.prime();
     const sweeper = new Sweeper(db, log, now);
+    const rateLimiter = config.rateLimits === undefined ? undefined : createRateLimiter({
+      limits: config.rateLimits, redisUrl: config.redisUrl, log: log.child({ component: 'rate-limit' }), views,
+    });
 
     return {
-      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, dashboardSessions, apiKeys, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
+      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, dashboardSessions, apiKeys, rateLimiter, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
       async close() {
         sweeper.stop();
         keyRefresher.stop();
+        await rateLimiter?.close();
         await database.close();
       },
     };

@@ -24,6 +24,9 @@ export function testConfig(database: TestDatabase, overrides: Record<string, str
     DATA_DIR: '/nonexistent-portcullis-test-dir',
     MASTER_KEY: TEST_MASTER_KEY,
     LOG_LEVEL: 'silent',
+    // Every e2e request comes from 127.0.0.1: budgets generous enough for a test file
+    // (rate-limit tests set their own).
+    ...Object.fromEntries(['SIGNIN', 'PAR', 'TOKEN', 'REGISTRATION', 'INTROSPECTION', 'REVOCATION', 'USERINFO', 'GRANTS', 'PAGES'].map((c) => [`RATE_LIMIT_${c}`, '100000/60'])),
     ...overrides,
   });
 }
