@@ -9,7 +9,10 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import type { Csrf } from './http/csrf.js';
-import { errorHandler } from './http/errors.js';
+import { errorHandler, HttpError } from './http/errors.js';
+import { requireIssuerHost } from './http/host-guard.js';
+import { rejectMalformedUrls } from './http/url-guard.js';
+import type { RateLimiter } from './http/rate-limit.js';
 import { requestId } from './http/request-id.js';
 import { securityHeaders } from './http/security-headers.js';
 import type { Views } from './http/views.js';
@@ -48,6 +51,7 @@ export interface AppDeps {
   readonly clients: ClientService;
   readonly certificates: CertificateSource;
   readonly dashboardSessions: DashboardSessions;
+  readonly rateLimiter: RateLimiter | undefined;
   readonly box: SecretBox;
   readonly views: Views;
   readonly csrf: Csrf;
@@ -62,9 +66,11 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
  * The public application. Middleware order, top to bottom:
  *   1. request id          every response carries X-Request-Id
  *   2. security headers    CSP, framing, no-store
- *   3. error envelope      no internals in any response
- *   4. health              /healthz (process), /readyz (database)
- *   5. static              the one stylesheet
+ *   3. error envelope      no internals in any response; NUL / malformed URL → 400;
+ *                          a Host other than the issuer's → 421
+ *   4. rate limits         per endpoint class, by client or IP (never reads the body)
+ *   5. health              /healthz (process), /readyz (database)
+ *      static              the one stylesheet
  *   6. interactions        sign-in and consent pages (their own body parsing);
  *      grants              FAPI Grant Management (/grants/{grant_id})
  *      dashboard           the customer's consents at /account
@@ -107,12 +113,15 @@ export function createApp(deps: AppDeps): Koa {
   app.use(requestId);
   app.use(securityHeaders({ hsts: deps.config.tls !== undefined }));
   app.use(errorHandler(deps.views, deps.log));
+  app.use(rejectMalformedUrls);
+  app.use(requireIssuerHost(deps.config.issuer));
+  if (deps.rateLimiter !== undefined) app.use(deps.rateLimiter.middleware);
   app.use(health.routes());
   app.use(interactions.routes());
-  app.use(interactions.allowedMethods());
+  app.use(interactions.allowedMethods({ throw: true, notImplemented: () => new HttpError(405, 'METHOD_NOT_ALLOWED', 'method not allowed'), methodNotAllowed: () => new HttpError(405, 'METHOD_NOT_ALLOWED', 'method not allowed') }));
   app.use(grants.routes());
   app.use(dashboard.routes());
-  app.use(dashboard.allowedMethods());
+  app.use(dashboard.allowedMethods({ throw: true, notImplemented: () => new HttpError(405, 'METHOD_NOT_ALLOWED', 'method not allowed'), methodNotAllowed: () => new HttpError(405, 'METHOD_NOT_ALLOWED', 'method not allowed') }));
   app.use(adjustDiscovery);
   app.use(clientMismatchIsInvalidClient);
   app.use(addGrantIdToTokenResponse);

@@ -4,6 +4,7 @@ import Koa, { type Context, type Next } from 'koa';
 import type { Container } from '../container.js';
 import { errorHandler, HttpError } from '../http/errors.js';
 import { requestId } from '../http/request-id.js';
+import { rejectMalformedUrls } from '../http/url-guard.js';
 import { securityHeaders } from '../http/security-headers.js';
 import type { ApiKeyRecord } from '../db/repositories/api-keys.js';
 import type { AuditContext } from '../services/audit.js';
@@ -120,6 +121,7 @@ export function createAdminApp(deps: AdminDeps): Koa {
   app.use(requestId);
   app.use(securityHeaders({ hsts: false }));
   app.use(errorHandler(undefined, deps.log));
+  app.use(rejectMalformedUrls);
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   app.use((ctx) => { throw new HttpError(404, 'NOT_FOUND', `no route ${ctx.method} ${ctx.path.slice(0, 100)}`); });

@@ -34,7 +34,12 @@ export function registrationGate(deps: { verifier: SoftwareStatementVerifier | u
     const isUpdate = ctx.method === 'PUT' && ctx.path.startsWith(`${path}/`);
     if ((!isCreate && !isUpdate) || deps.verifier === undefined) return next();
 
-    const clientId = isUpdate ? decodeURIComponent(ctx.path.slice(path.length + 1)) : undefined;
+    let clientId: string | undefined;
+    try {
+      clientId = isUpdate ? decodeURIComponent(ctx.path.slice(path.length + 1)) : undefined;
+    } catch {
+      return reject(ctx, new RegistrationError('invalid_client_metadata', 'the client id in the path is not valid UTF-8'));
+    }
     // RFC 7592: an update is judged only once its registration access token is valid, so
     // an unauthenticated PUT gets 401 and cannot spend the software statement it carries.
     if (clientId !== undefined && !(await hasRegistrationAccessToken(ctx, deps.providers, clientId))) {

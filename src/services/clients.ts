@@ -8,6 +8,7 @@ import { errors } from 'oidc-provider';
 import { revokeEverythingOfClient } from '../db/repositories/oidc-models.js';
 import { assertFapiClientMetadata, withFapiDefaults } from './client-policy.js';
 import { ConflictError, NotFoundError, ValidationError } from './errors.js';
+import { isStorableText } from './validation.js';
 import type { SecretBox } from './secret-box.js';
 
 /** What oidc-provider's Client adapter needs. */
@@ -117,6 +118,7 @@ export class ClientService implements ClientStore {
   }
 
   async get(clientId: string): Promise<ClientRecord> {
+    if (!isStorableText(clientId)) throw new NotFoundError('CLIENT_NOT_FOUND', 'no such client');
     const record = await clientsRepo.findClient(this.#db, clientId);
     if (record === undefined) throw new NotFoundError('CLIENT_NOT_FOUND', 'no such client');
     return record;
@@ -127,6 +129,8 @@ export class ClientService implements ClientStore {
   }
 
   async findProviderMetadata(clientId: string): Promise<Record<string, unknown> | undefined> {
+    // Request-borne ids (form bodies oidc-provider parses) may hold a NUL: no such client.
+    if (!isStorableText(clientId)) return undefined;
     const record = await clientsRepo.findClient(this.#db, clientId);
     if (record === undefined || record.disabledAt !== null) return undefined;
     return this.#providerMetadata(record);

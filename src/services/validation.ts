@@ -25,3 +25,8 @@ export function isValidIban(value: string): boolean {
 export function normaliseIban(value: string): string {
   return value.replace(/ /g, '').toUpperCase();
 }
+
+/** Text PostgreSQL can store and compare: well-formed Unicode without NUL. */
+export function isStorableText(value: string): boolean {
+  return value.isWellFormed() && !value.includes('\u0000');
+}
