@@ -5,7 +5,7 @@ import { HttpError } from '../http/errors.js';
 import { formField, formList, parseForm } from '../http/form.js';
 import { SCOPE_DESCRIPTIONS } from '../oidc/configuration.js';
 import {
-  ACCOUNT_INFORMATION, formatAmount, parseDetails, PAYMENT_INITIATION,
+  ACCOUNT_INFORMATION, consentLifetimeSeconds, formatAmount, parseDetails, PAYMENT_INITIATION,
   type AccountInformationDetail, type AuthorizationDetail, type PaymentInitiationDetail,
 } from '../services/authorization-details.js';
 import type { BankAccount, CustomerService } from '../services/customers.js';
@@ -18,6 +18,9 @@ export interface ConsentDeps {
   readonly customers: CustomerService;
   readonly paymentSca: PaymentScaService;
   readonly consents: ConsentService;
+  /** REFRESH_TOKEN_TTL: the longest a consent lives */
+  readonly consentMaxSeconds: number;
+  readonly now: () => Date;
 }
 
 const ACTION_WORDS: Readonly<Record<string, string>> = {
@@ -146,10 +149,12 @@ export function registerConsent(router: Router, deps: ConsentDeps): void {
       await provider.Grant.adapter.destroy(grantId);
       throw new HttpError(409, 'PAYMENT_SCA_USED', 'This payment confirmation was already used. Go back to the app and start again.');
     }
-    const grantExp = (grant as unknown as { exp?: number }).exp;
+    // The same lifetime ttl.Grant gives the grant (configuration.ts), from the approved details.
+    const now = deps.now();
+    const lifetime = consentLifetimeSeconds(approved, deps.consentMaxSeconds, now);
     await consents.recordGranted({
       grantId, clientId, userId: accountId, scopes: requested(interaction).scopes.join(' '), details: approved,
-      expiresAt: typeof grantExp === 'number' ? new Date(grantExp * 1000) : null,
+      expiresAt: new Date(now.getTime() + lifetime * 1000),
     }, { ...kit.auditContext(ctx, interaction), userId: accountId });
     await kit.finish(ctx, { consent: { grantId } });
   });

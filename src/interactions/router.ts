@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 
+import type { Config } from '../config.js';
 import type { Csrf } from '../http/csrf.js';
 import { HttpError } from '../http/errors.js';
 import type { Views } from '../http/views.js';
@@ -15,6 +16,8 @@ import { InteractionKit } from './kit.js';
 import { registerSignIn } from './sign-in.js';
 
 export interface InteractionDeps {
+  readonly config: Config;
+  readonly now: () => Date;
   readonly providers: ProviderHolder;
   readonly customers: CustomerService;
   readonly authentication: AuthenticationService;
@@ -35,7 +38,9 @@ export function interactionRouter(deps: InteractionDeps): Router {
   const router = new Router({ prefix: '/interaction' });
   const kit = new InteractionKit(deps.providers, deps.views, deps.csrf);
   registerSignIn(router, { kit, authentication: deps.authentication, totp: deps.totp, customers: deps.customers, paymentSca: deps.paymentSca, box: deps.box });
-  registerConsent(router, { kit, customers: deps.customers, paymentSca: deps.paymentSca, consents: deps.consents });
+  registerConsent(router, {
+    kit, customers: deps.customers, paymentSca: deps.paymentSca, consents: deps.consents, consentMaxSeconds: deps.config.refreshTokenTtl, now: deps.now,
+  });
   router.get('/:uid', () => {
     throw new HttpError(400, 'UNSUPPORTED_PROMPT', 'This request needs a step we do not support.');
   });
