@@ -12,7 +12,9 @@ import type { Csrf } from './http/csrf.js';
 import { errorHandler, HttpError } from './http/errors.js';
 import { requireIssuerHost } from './http/host-guard.js';
 import { rejectMalformedUrls } from './http/url-guard.js';
+import type { Metrics } from './http/metrics.js';
 import type { RateLimiter } from './http/rate-limit.js';
+import { requestLog } from './http/request-log.js';
 import { requestId } from './http/request-id.js';
 import { securityHeaders } from './http/security-headers.js';
 import type { Views } from './http/views.js';
@@ -52,6 +54,7 @@ export interface AppDeps {
   readonly certificates: CertificateSource;
   readonly dashboardSessions: DashboardSessions;
   readonly rateLimiter: RateLimiter | undefined;
+  readonly metrics: Metrics;
   readonly box: SecretBox;
   readonly views: Views;
   readonly csrf: Csrf;
@@ -64,7 +67,8 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
 
 /**
  * The public application. Middleware order, top to bottom:
- *   1. request id          every response carries X-Request-Id
+ *   1. request id          every response carries X-Request-Id; then one log line and
+ *                          the request metrics per request (final status, 429s included)
  *   2. security headers    CSP, framing, no-store
  *   3. error envelope      no internals in any response; NUL / malformed URL → 400;
  *                          a Host other than the issuer's → 421
@@ -111,6 +115,8 @@ export function createApp(deps: AppDeps): Koa {
   };
 
   app.use(requestId);
+  app.use(requestLog(deps.log));
+  app.use(deps.metrics.middleware);
   app.use(securityHeaders({ hsts: deps.config.tls !== undefined }));
   app.use(errorHandler(deps.views, deps.log));
   app.use(rejectMalformedUrls);

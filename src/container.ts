@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
 import { Csrf } from './http/csrf.js';
+import { createMetrics, type Metrics } from './http/metrics.js';
 import { createRateLimiter, type RateLimiter } from './http/rate-limit.js';
 import { createViews, type Views } from './http/views.js';
 import { createLogger } from './logger.js';
@@ -48,6 +49,7 @@ export interface Container {
   readonly dashboardSessions: DashboardSessions;
   readonly apiKeys: ApiKeyService;
   readonly rateLimiter: RateLimiter | undefined;
+  readonly metrics: Metrics;
   readonly softwareStatements: SoftwareStatementVerifier | undefined;
   readonly box: SecretBox;
   readonly clients: ClientService;
@@ -67,6 +69,8 @@ export interface ContainerOptions {
   readonly now?: () => Date;
   /** an open PGlite to use instead of DATA_DIR (tests) */
   readonly pglite?: PGlite;
+  /** also collect process_* / nodejs_* metrics (the real server; not tests, which build many containers) */
+  readonly processMetrics?: boolean;
 }
 
 export function resolveMasterKey(config: Config): SecretBox {
@@ -92,6 +96,8 @@ export async function buildContainer(config: Config, options: ContainerOptions =
   const database = await openMigratedDatabase(config, options.pglite);
   try {
     const { db } = database;
+    // One registry per container (tests build many); process metrics only for the real server.
+    const metrics = createMetrics({ poolStats: () => database.poolStats(), defaultMetrics: options.processMetrics ?? false });
     const secrets = new ServerSecrets(db, box);
     const keys = new KeyService(db, box, config.keys);
     await keys.ensureSigningKeys();
@@ -103,10 +109,10 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const customers = new CustomerService(db, passwords);
     const audit = new AuditLog(db, now);
     const totp = new TotpService({ db, box, recoveryKey: await secrets.get('recovery_code_key'), audit, now });
-    const authentication = new AuthenticationService({ db, passwords, totp, audit, rules: config.sca, now });
+    const authentication = new AuthenticationService({ db, passwords, totp, audit, rules: config.sca, now, metrics });
     const details = new AuthorizationDetailsValidator(config.payments);
     const paymentSca = new PaymentScaService(db, audit, now);
-    const consents = new ConsentService(db, audit, now);
+    const consents = new ConsentService(db, audit, now, metrics);
     const dashboardSessions = new DashboardSessions(db, config.sca.sessionIdleSeconds, now);
     const apiKeys = new ApiKeyService(db, audit, now);
     const softwareStatements = config.ssa === undefined ? undefined : new SoftwareStatementVerifier({ ...config.ssa, allowHttpJwksUri: config.fetchAllowPrivateNetworks }, db, now);
@@ -130,6 +136,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
       }));
       provider.proxy = false;
       auditProviderEvents(provider, audit, log);
+      provider.on('grant.success', (ctx) => metrics.counters.tokensIssued.inc({ grant_type: String(ctx.oidc.params?.grant_type ?? 'unknown') }));
       // A client revoking its refresh token revokes the grant: the consent follows.
       provider.on('grant.revoked', (ctx, grantId: string) => {
         consents.transition(grantId, 'revoked', {}, { actor: 'client', clientId: (ctx as { oidc?: { client?: { clientId?: string } } }).oidc?.client?.clientId })
@@ -143,10 +150,11 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const sweeper = new Sweeper(db, log, now);
     const rateLimiter = config.rateLimits === undefined ? undefined : createRateLimiter({
       limits: config.rateLimits, redisUrl: config.redisUrl, log: log.child({ component: 'rate-limit' }), views,
+      observe: (rateLimitClass, outcome) => { if (outcome === 'limited') metrics.counters.rateLimited.inc({ class: rateLimitClass }); },
     });
 
     return {
-      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, dashboardSessions, apiKeys, rateLimiter, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
+      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, dashboardSessions, apiKeys, rateLimiter, metrics, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
       async close() {
         sweeper.stop();
         keyRefresher.stop();

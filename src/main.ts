@@ -27,7 +27,7 @@ async function main(): Promise<void> {
   }
 
   const releaseLock = config.databaseUrl === undefined ? acquireDataDirLock(config.dataDir) : () => undefined;
-  const container = await buildContainer(config);
+  const container = await buildContainer(config, { processMetrics: true });
   const { log } = container;
   const app = createApp(container);
   const server = createPublicServer(config);

@@ -4,13 +4,14 @@ import Koa, { type Context, type Next } from 'koa';
 import type { Container } from '../container.js';
 import { errorHandler, HttpError } from '../http/errors.js';
 import { requestId } from '../http/request-id.js';
+import { requestLog } from '../http/request-log.js';
 import { rejectMalformedUrls } from '../http/url-guard.js';
 import { securityHeaders } from '../http/security-headers.js';
 import type { ApiKeyRecord } from '../db/repositories/api-keys.js';
 import type { AuditContext } from '../services/audit.js';
 import { ADMIN_OPENAPI } from './openapi.js';
 
-type AdminDeps = Pick<Container, 'apiKeys' | 'consents' | 'customers' | 'authentication' | 'keys' | 'keyRefresher' | 'audit' | 'log' | 'database'>;
+type AdminDeps = Pick<Container, 'apiKeys' | 'consents' | 'customers' | 'authentication' | 'keys' | 'keyRefresher' | 'audit' | 'log' | 'database' | 'metrics'>;
 
 /** Bearer <api key> → the key, or 401. */
 function authenticate(deps: AdminDeps) {
@@ -57,6 +58,7 @@ function consentView(consent: Awaited<ReturnType<AdminDeps['consents']['get']>>,
  *   POST /admin/v1/users/{username}/unlock
  *   GET  /admin/v1/keys                              POST /admin/v1/keys/rotate
  *   GET  /admin/v1/audit/verify
+ *   GET  /metrics                                    Prometheus (no key: the port is loopback)
  */
 export function createAdminApp(deps: AdminDeps): Koa {
   const app = new Koa({ proxy: false });
@@ -119,9 +121,13 @@ export function createAdminApp(deps: AdminDeps): Koa {
   });
 
   app.use(requestId);
+  app.use(requestLog(deps.log));
   app.use(securityHeaders({ hsts: false }));
   app.use(errorHandler(undefined, deps.log));
   app.use(rejectMalformedUrls);
+  // Prometheus scrapes /metrics on this (loopback) port; scrapes are not counted themselves.
+  app.use(deps.metrics.endpoint('/metrics'));
+  app.use(deps.metrics.middleware);
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: true }));
   app.use((ctx) => { throw new HttpError(404, 'NOT_FOUND', `no route ${ctx.method} ${ctx.path.slice(0, 100)}`); });

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/database.js';
 import * as usersRepo from '../db/repositories/users.js';
 import { ACR_CA, ACR_SCA } from './acr.js';
+import type { ServiceCounters } from './counters.js';
 import type { AuditContext, AuditLog } from './audit.js';
 import { normaliseUsername } from './customers.js';
 import type { PasswordHasher } from './passwords.js';
@@ -49,18 +50,33 @@ export class AuthenticationService {
   readonly #rules: Config['sca'];
   readonly #now: () => Date;
   readonly #ipFailures: RateLimiterMemory;
+  readonly #metrics: ServiceCounters | undefined;
 
-  constructor(deps: { db: Db; passwords: PasswordHasher; totp: TotpService; audit: AuditLog; rules: Config['sca']; now: () => Date }) {
+  constructor(deps: { db: Db; passwords: PasswordHasher; totp: TotpService; audit: AuditLog; rules: Config['sca']; now: () => Date; metrics?: ServiceCounters }) {
     this.#db = deps.db;
     this.#passwords = deps.passwords;
     this.#totp = deps.totp;
     this.#audit = deps.audit;
     this.#rules = deps.rules;
     this.#now = deps.now;
+    this.#metrics = deps.metrics;
     this.#ipFailures = new RateLimiterMemory({ points: deps.rules.ipMaxFailures, duration: deps.rules.ipWindowSeconds, keyPrefix: 'signin-failures' });
   }
 
   async signIn(request: SignInRequest): Promise<SignInOutcome> {
+    const outcome = await this.#signIn(request);
+    const counters = this.#metrics?.counters;
+    if (counters !== undefined) {
+      const withOtp = request.needSca || (request.otp !== undefined && request.otp !== '');
+      if (outcome.ok) counters.signIns.inc({ outcome: 'success' });
+      else if (outcome.reason === 'failed') counters.signIns.inc({ outcome: 'failure' });
+      else if (outcome.reason === 'throttled') counters.signIns.inc({ outcome: 'throttled' });
+      if (withOtp) counters.sca.inc({ outcome: outcome.ok ? 'success' : outcome.reason === 'failed' ? 'failure' : outcome.reason });
+    }
+    return outcome;
+  }
+
+  async #signIn(request: SignInRequest): Promise<SignInOutcome> {
     const throttled = await this.#throttled(request.context.ip);
     if (throttled !== undefined) return throttled;
 
@@ -98,6 +114,12 @@ export class AuthenticationService {
 
   /** Step-up of a session that already holds the password: the one-time code alone. */
   async stepUp(userId: string, otp: string, context: AuditContext & { readonly ip: string }): Promise<SignInOutcome> {
+    const outcome = await this.#stepUp(userId, otp, context);
+    this.#metrics?.counters.sca.inc({ outcome: outcome.ok ? 'success' : outcome.reason === 'failed' ? 'failure' : outcome.reason });
+    return outcome;
+  }
+
+  async #stepUp(userId: string, otp: string, context: AuditContext & { readonly ip: string }): Promise<SignInOutcome> {
     const throttled = await this.#throttled(context.ip);
     if (throttled !== undefined) return throttled;
     const slot = await usersRepo.reserveAttempt(this.#db, userId, this.#rules.maxFailures, this.#now());
@@ -145,6 +167,7 @@ export class AuthenticationService {
       if (userId !== undefined && slot !== undefined && slot >= this.#rules.maxFailures) {
         const until = new Date(this.#now().getTime() + this.#rules.blockSeconds * 1000);
         const { lockCount, permanent } = await usersRepo.blockAccount(trx, userId, until, this.#rules.permanentAfterBlocks);
+        this.#metrics?.counters.locks.inc({ permanent: permanent ? 'true' : 'false' });
         await this.#audit.record({
           ...context, userId, type: 'account.locked',
           data: { permanent, lock_count: lockCount, until: permanent ? null : until.toISOString(), permanent_after_blocks: this.#rules.permanentAfterBlocks },

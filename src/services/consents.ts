@@ -5,6 +5,7 @@ import * as repo from '../db/repositories/consents.js';
 import type { ConsentRecord } from '../db/repositories/consents.js';
 import { revokeGrantCompletely } from '../db/repositories/oidc-models.js';
 import type { ConsentStatus, ConsentType } from '../db/schema.js';
+import type { ServiceCounters } from './counters.js';
 import type { AuditContext, AuditLog } from './audit.js';
 import { PAYMENT_INITIATION, paymentLinkHash, type AuthorizationDetail } from './authorization-details.js';
 import { NotFoundError } from './errors.js';
@@ -37,10 +38,13 @@ export class ConsentService {
   readonly #audit: AuditLog;
   readonly #now: () => Date;
 
-  constructor(db: Db, audit: AuditLog, now: () => Date) {
+  readonly #metrics: ServiceCounters | undefined;
+
+  constructor(db: Db, audit: AuditLog, now: () => Date, metrics?: ServiceCounters) {
     this.#db = db;
     this.#audit = audit;
     this.#now = now;
+    this.#metrics = metrics;
   }
 
   async recordGranted(input: {
@@ -55,6 +59,7 @@ export class ConsentService {
       });
       await this.#audit.record({ ...context, clientId: input.clientId, userId: input.userId, type: 'consent.granted', data: { grant_id: input.grantId, consent_type: type } }, trx);
     });
+    this.#metrics?.counters.consents.inc({ status: 'authorised' });
   }
 
   async recordRejected(input: { clientId: string; userId: string; scopes: string; details: AuthorizationDetail[] }, context: AuditContext): Promise<string> {
@@ -67,6 +72,7 @@ export class ConsentService {
       });
       await this.#audit.record({ ...context, clientId: input.clientId, userId: input.userId, type: 'consent.denied', data: { consent_id: id, consent_type: type } }, trx);
     });
+    this.#metrics?.counters.consents.inc({ status: 'rejected' });
     return id;
   }
 
@@ -75,13 +81,15 @@ export class ConsentService {
    * (when given). Returns the consent as it now is, or undefined when nothing changed.
    */
   async transition(grantId: string, to: ConsentTransition, owner: { userId?: string; clientId?: string; type?: ConsentType }, context: AuditContext): Promise<ConsentRecord | undefined> {
-    return this.#db.transaction().execute(async (trx) => {
-      const changed = await repo.transitionFromAuthorised(trx, grantId, to, owner, this.#now());
-      if (changed === undefined) return undefined;
+    const changed = await this.#db.transaction().execute(async (trx) => {
+      const moved = await repo.transitionFromAuthorised(trx, grantId, to, owner, this.#now());
+      if (moved === undefined) return undefined;
       await revokeGrantCompletely(trx, grantId);
-      await this.#audit.record({ ...context, clientId: changed.clientId, userId: changed.userId, type: `consent.${to}`, data: { grant_id: grantId, version: changed.version } }, trx);
-      return changed;
+      await this.#audit.record({ ...context, clientId: moved.clientId, userId: moved.userId, type: `consent.${to}`, data: { grant_id: grantId, version: moved.version } }, trx);
+      return moved;
     });
+    if (changed !== undefined) this.#metrics?.counters.consents.inc({ status: to });
+    return changed;
   }
 
   /** A payment consent is used once: the payment API marks it consumed. */

@@ -122,3 +122,17 @@ test('the OpenAPI document lists exactly the routes the admin app serves', async
     .sort();
   expect(routes).toEqual(documented);
 });
+
+test('/metrics on the admin port: requests by route and status, consents, tokens', async () => {
+  const grantId = await consent('payment');
+  expect((await call('POST', `/consents/${grantId}/consume`, writeKey)).status).toBe(200);
+  const response = await fetch(adminUrl.replace('/admin/v1', '/metrics'));
+  expect(response.status).toBe(200);
+  expect(response.headers.get('content-type')).toMatch(/text\/plain/);
+  const text = await response.text();
+  expect(text).toMatch(/^portcullis_consents_total\{status="consumed"\} [1-9]/m);
+  expect(text).toMatch(/^portcullis_tokens_issued_total\{grant_type="authorization_code"\} [1-9]/m);
+  expect(text).toMatch(/^portcullis_sca_total\{outcome="success"\} [1-9]/m);
+  expect(text).toMatch(/^http_requests_total\{[^}]*route="\/token"[^}]*status="200"[^}]*\} [1-9]/m);
+  expect(text).not.toMatch(/route="\/interaction\/[A-Za-z0-9_-]{20,}/); // random ids never become labels
+});

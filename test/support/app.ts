@@ -6,6 +6,7 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { buildContainer, type Container } from '../../src/container.js';
 import { createPublicServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/logger.js';
+import type { Logger } from 'pino';
 import type { TestDatabase } from './database.js';
 
 /** Test-only argon2 cost: the minimum our config accepts (19 MiB, t=2). */
@@ -35,14 +36,14 @@ export function testConfig(database: TestDatabase, overrides: Record<string, str
  * Starts the real app on 127.0.0.1 with an ephemeral port; the issuer is its URL
  * (https:// when the overrides set TLS_CERT_FILE / TLS_KEY_FILE).
  */
-export async function startTestApp(database: TestDatabase, overrides: Record<string, string> = {}, now?: () => Date): Promise<TestApp> {
+export async function startTestApp(database: TestDatabase, overrides: Record<string, string> = {}, now?: () => Date, log: Logger = createLogger('silent')): Promise<TestApp> {
   const server = createPublicServer(testConfig(database, overrides));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const url = `${overrides.TLS_CERT_FILE === undefined ? 'http' : 'https'}://127.0.0.1:${port}`;
   const config = testConfig(database, { ISSUER: url, PORT: String(port), ...overrides });
   const container = await buildContainer(config, {
-    log: createLogger('silent'),
+    log,
     ...(now === undefined ? {} : { now }),
     ...(database.kind === 'pglite' ? { pglite: await database.pglite() } : {}),
   });
