@@ -147,7 +147,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     providers = new ProviderHolder(await buildProvider());
     const keyRefresher = new KeyRefresher({ keys, holder: providers, build: buildProvider, log, now });
     await keyRefresher.prime();
-    const sweeper = new Sweeper(db, log, now);
+    const sweeper = new Sweeper(db, log, now, () => consents.expireDue());
     const rateLimiter = config.rateLimits === undefined ? undefined : createRateLimiter({
       limits: config.rateLimits, redisUrl: config.redisUrl, log: log.child({ component: 'rate-limit' }), views,
       observe: (rateLimitClass, outcome) => { if (outcome === 'limited') metrics.counters.rateLimited.inc({ class: rateLimitClass }); },

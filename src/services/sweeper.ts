@@ -7,7 +7,7 @@ export const SWEEP_BATCH_SIZE = 1000;
 /** Upper bound of batches per run, so one run never holds the database for long. */
 const MAX_BATCHES_PER_RUN = 100;
 
-/** Deletes expired oidc-provider rows in bounded batches, on a timer. */
+/** Expires consents past their end and deletes expired oidc-provider rows, in bounded batches, on a timer. */
 export class Sweeper {
   readonly #db: Db;
   readonly #log: Logger;
@@ -15,15 +15,19 @@ export class Sweeper {
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<number> | undefined;
 
-  constructor(db: Db, log: Logger, now: () => Date) {
+  readonly #expireConsents: (() => Promise<number>) | undefined;
+
+  /** `expireConsents` marks consents past their end as expired (audited, tokens revoked). */
+  constructor(db: Db, log: Logger, now: () => Date, expireConsents?: () => Promise<number>) {
     this.#db = db;
     this.#log = log;
     this.#now = now;
+    this.#expireConsents = expireConsents;
   }
 
   /** One run: batches until a batch comes back short (or the per-run bound). Returns rows removed. */
   async sweepOnce(batchSize = SWEEP_BATCH_SIZE): Promise<number> {
-    let total = 0;
+    let total = this.#expireConsents === undefined ? 0 : await this.#expireConsents();
     for (let i = 0; i < MAX_BATCHES_PER_RUN; i += 1) {
       const removed = await sweepExpired(this.#db, this.#now(), batchSize);
       total += removed;

@@ -132,3 +132,20 @@ describe('replacing the authenticator', () => {
     expect(await refused.text()).toContain('sign in again');
   });
 });
+
+test('the sweeper marks a consent past its end expired: audited, shown as expired, its tokens inactive', async () => {
+  clock.release();
+  const { accessToken, grantId } = await customerWithConsent();
+  const consent = await app.container.consents.get(grantId);
+  expect(consent.expiresAt).not.toBeNull();
+  clock.set(consent.expiresAt!.getTime() + 1000);
+  try {
+    await app.container.sweeper.sweepOnce();
+    expect((await app.container.consents.get(grantId)).status).toBe('expired');
+    const events = await app.container.database.db.selectFrom('audit_events').select('type').where('type', '=', 'consent.expired').execute();
+    expect(events.length).toBeGreaterThan(0);
+  } finally {
+    clock.release();
+  }
+  expect((await client.tokenIntrospection(rs, accessToken)).active).toBe(false);
+});
