@@ -7,6 +7,7 @@ import { ACR_CA, ACR_SCA } from './acr.js';
 import type { ServiceCounters } from './counters.js';
 import type { AuditContext, AuditLog } from './audit.js';
 import { normaliseUsername } from './customers.js';
+import { StuffingDetector } from './stuffing-detector.js';
 import type { PasswordHasher } from './passwords.js';
 import type { TotpService } from './totp.js';
 
@@ -51,6 +52,7 @@ export class AuthenticationService {
   readonly #now: () => Date;
   readonly #ipFailures: RateLimiterMemory;
   readonly #metrics: ServiceCounters | undefined;
+  readonly #stuffing = new StuffingDetector({ usernamesPerIp: 10, ipsPerUsername: 5, windowSeconds: 600 });
 
   constructor(deps: { db: Db; passwords: PasswordHasher; totp: TotpService; audit: AuditLog; rules: Config['sca']; now: () => Date; metrics?: ServiceCounters }) {
     this.#db = deps.db;
@@ -162,8 +164,12 @@ export class AuthenticationService {
   /** Records a failure; the `maxFailures`-th taken slot blocks the account. */
   async #failed(context: AuditContext & { readonly ip: string }, userId: string | undefined, data: Record<string, unknown>, slot?: number): Promise<void> {
     await this.#ipFailures.penalty(context.ip, 1);
+    const signals = typeof data.username === 'string' ? this.#stuffing.recordFailure(context.ip, data.username, this.#now()) : [];
     await this.#db.transaction().execute(async (trx) => {
       await this.#audit.record({ ...context, userId, type: 'signin.failure', data }, trx);
+      for (const signal of signals) {
+        await this.#audit.record({ ...context, type: 'security.credential_stuffing', data: { kind: signal.kind, key: signal.key, distinct: signal.distinct } }, trx);
+      }
       if (userId !== undefined && slot !== undefined && slot >= this.#rules.maxFailures) {
         const until = new Date(this.#now().getTime() + this.#rules.blockSeconds * 1000);
         const { lockCount, permanent } = await usersRepo.blockAccount(trx, userId, until, this.#rules.permanentAfterBlocks);
@@ -174,5 +180,6 @@ export class AuthenticationService {
         }, trx);
       }
     });
+    for (const signal of signals) this.#metrics?.counters.credentialStuffing.inc({ kind: signal.kind });
   }
 }

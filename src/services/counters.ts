@@ -12,5 +12,6 @@ export interface ServiceCounters {
     readonly locks: Counter<'permanent', 'true' | 'false'>;
     readonly sca: Counter<'outcome', 'success' | 'failure' | 'throttled' | 'enrolment_required'>;
     readonly consents: Counter<'status', 'authorised' | 'rejected' | 'revoked' | 'consumed' | 'expired'>;
+    readonly credentialStuffing: Counter<'kind'>;
   };
 }

@@ -640,3 +640,15 @@ describe('per-IP throttle', () => {
     expect(await signIn(throttling, victim.username, PASSWORD, { ip: '10.0.0.2' })).toEqual({ ok: true, userId: victim.id, acr: ACR_CA, amr: ['pwd'] });
   });
 });
+
+describe('credential-stuffing signals', () => {
+  test('one IP failing for ten usernames is audited once as security.credential_stuffing', async () => {
+    const before = await db.selectFrom('audit_events').select('seq').where('type', '=', 'security.credential_stuffing').execute();
+    for (let i = 0; i < 12; i += 1) {
+      await authentication.signIn({ username: `stuffed${i}`, password: 'guess', otp: undefined, needSca: false, context: { ip: '203.0.113.77' } });
+    }
+    const after = await db.selectFrom('audit_events').select(['ip', 'data']).where('type', '=', 'security.credential_stuffing').execute();
+    expect(after.length - before.length).toBe(1);
+    expect(after.at(-1)).toMatchObject({ ip: '203.0.113.77', data: { kind: 'many_usernames_one_ip', key: '203.0.113.77' } });
+  });
+});
