@@ -11,7 +11,7 @@ import type { ApiKeyRecord } from '../db/repositories/api-keys.js';
 import type { AuditContext } from '../services/audit.js';
 import { ADMIN_OPENAPI } from './openapi.js';
 
-type AdminDeps = Pick<Container, 'apiKeys' | 'consents' | 'customers' | 'authentication' | 'keys' | 'keyRefresher' | 'audit' | 'log' | 'database' | 'metrics'>;
+type AdminDeps = Pick<Container, 'apiKeys' | 'consents' | 'customers' | 'authentication' | 'keys' | 'keyRefresher' | 'audit' | 'log' | 'database' | 'metrics' | 'clients' | 'totp'>;
 
 /** Bearer <api key> → the key, or 401. */
 function authenticate(deps: AdminDeps) {
@@ -55,7 +55,10 @@ function consentView(consent: Awaited<ReturnType<AdminDeps['consents']['get']>>,
  *   GET  /admin/v1/consents?user_id=&client_id=      GET /admin/v1/consents/{grant_id}
  *   POST /admin/v1/consents/{grant_id}/consume       a payment consent, exactly once
  *   POST /admin/v1/consents/{grant_id}/revoke
- *   POST /admin/v1/users/{username}/unlock
+ *   GET  /admin/v1/clients?after=&limit=            GET /admin/v1/clients/{client_id}
+ *   POST /admin/v1/clients/{client_id}/disable|enable
+ *   POST /admin/v1/users/{username}/unlock           POST /admin/v1/users/{username}/reset-totp
+ *   GET  /admin/v1/audit-events?type=&user_id=&client_id=&before=&limit=
  *   GET  /admin/v1/keys                              POST /admin/v1/keys/rotate
  *   GET  /admin/v1/audit/verify
  *   GET  /metrics                                    Prometheus (no key: the port is loopback)
@@ -97,6 +100,51 @@ export function createAdminApp(deps: AdminDeps): Koa {
     const revoked = await deps.consents.transition(grantId, 'revoked', {}, actor(ctx));
     if (revoked === undefined) throw new HttpError(409, 'CONSENT_NOT_AUTHORISED', 'the consent is no longer authorised');
     ctx.body = { grant_id: grantId, status: revoked.status };
+  });
+
+  const limitOf = (ctx: Context) => {
+    const raw = typeof ctx.query.limit === 'string' ? ctx.query.limit : '50';
+    if (!/^\d{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > 200) throw new HttpError(400, 'INVALID_LIMIT', 'limit must be 1–200');
+    return Number(raw);
+  };
+  const clientView = (c: Awaited<ReturnType<AdminDeps['clients']['get']>>) => ({
+    client_id: c.clientId, kind: c.kind, profile: c.profile, software_id: c.softwareId, disabled: c.disabledAt !== null,
+    created_at: c.createdAt.toISOString(), metadata: c.metadata,
+  });
+
+  router.get('/clients', ...read, async (ctx) => {
+    const after = typeof ctx.query.after === 'string' ? ctx.query.after : undefined;
+    const clients = await deps.clients.list(limitOf(ctx), after);
+    ctx.body = { clients: clients.map(clientView), next: clients.at(-1)?.clientId ?? null };
+  });
+
+  router.get('/clients/:clientId', ...read, async (ctx) => {
+    ctx.body = clientView(await deps.clients.get(ctx.params.clientId!));
+  });
+
+  for (const action of ['disable', 'enable'] as const) {
+    router.post(`/clients/:clientId/${action}`, ...write, async (ctx) => {
+      const clientId = ctx.params.clientId!;
+      await deps.clients.setDisabled(clientId, action === 'disable', (trx) => deps.audit.record({ ...actor(ctx), clientId, type: `client.${action}d` }, trx));
+      ctx.body = clientView(await deps.clients.get(clientId));
+    });
+  }
+
+  router.post('/users/:username/reset-totp', ...write, async (ctx) => {
+    const user = await deps.customers.requireByUsername(ctx.params.username!);
+    await deps.totp.reset(user.id, actor(ctx));
+    ctx.body = { username: user.username, totp: 'reset' };
+  });
+
+  router.get('/audit-events', ...read, async (ctx) => {
+    const text = (name: string) => (typeof ctx.query[name] === 'string' ? ctx.query[name] as string : undefined);
+    const before = text('before');
+    if (before !== undefined && !/^\d{1,15}$/.test(before)) throw new HttpError(400, 'INVALID_CURSOR', 'before must be an event sequence number');
+    const events = await deps.audit.search({ type: text('type'), userId: text('user_id'), clientId: text('client_id'), beforeSeq: before === undefined ? undefined : Number(before) }, limitOf(ctx));
+    ctx.body = {
+      events: events.map((e) => ({ seq: e.seq, occurred_at: e.occurredAt.toISOString(), type: e.type, actor: e.actor, client_id: e.clientId, user_id: e.userId, ip: e.ip, request_id: e.requestId, data: e.data })),
+      next: events.length === 0 ? null : String(events.at(-1)!.seq),
+    };
   });
 
   router.post('/users/:username/unlock', ...write, async (ctx) => {

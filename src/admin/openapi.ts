@@ -2,6 +2,8 @@
 const error = { $ref: '#/components/responses/Error' };
 const grantId = { name: 'grant_id', in: 'path', required: true, schema: { type: 'string', maxLength: 200 } };
 const consent = { $ref: '#/components/schemas/Consent' };
+const clientId = { name: 'client_id', in: 'path', required: true, schema: { type: 'string', maxLength: 200 } };
+const username = { name: 'username', in: 'path', required: true, schema: { type: 'string', maxLength: 64 } };
 
 export const ADMIN_OPENAPI = Object.freeze({
   openapi: '3.1.0',
@@ -29,8 +31,30 @@ export const ADMIN_OPENAPI = Object.freeze({
     '/consents/{grant_id}/revoke': {
       post: { summary: 'Revoke a consent (admin:write)', parameters: [grantId], responses: { 200: { description: 'Revoked' }, 401: error, 403: error, 404: error, 409: error } },
     },
+    '/clients': {
+      get: { summary: 'List clients, by client_id (admin:read)', parameters: [{ name: 'after', in: 'query', schema: { type: 'string' } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200 } }], responses: { 200: { description: 'Clients and the next cursor' }, 400: error, 401: error, 403: error } },
+    },
+    '/clients/{client_id}': {
+      get: { summary: 'One client, without secrets (admin:read)', parameters: [clientId], responses: { 200: { description: 'Client' }, 401: error, 403: error, 404: error } },
+    },
+    '/clients/{client_id}/disable': {
+      post: { summary: 'Disable a client: it can no longer authenticate; its grants and tokens are removed (admin:write)', parameters: [clientId], responses: { 200: { description: 'Client' }, 401: error, 403: error, 404: error } },
+    },
+    '/clients/{client_id}/enable': {
+      post: { summary: 'Enable a disabled client (admin:write)', parameters: [clientId], responses: { 200: { description: 'Client' }, 401: error, 403: error, 404: error } },
+    },
+    '/users/{username}/reset-totp': {
+      post: { summary: 'Remove the customer\'s authenticator and recovery codes (admin:write)', parameters: [username], responses: { 200: { description: 'Reset' }, 401: error, 403: error, 404: error } },
+    },
+    '/audit-events': {
+      get: {
+        summary: 'Audit events, newest first (admin:read)',
+        parameters: ['type', 'user_id', 'client_id', 'before'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })).concat([{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200 } as never }]),
+        responses: { 200: { description: 'Events and the next cursor' }, 400: error, 401: error, 403: error },
+      },
+    },
     '/users/{username}/unlock': {
-      post: { summary: 'Lift a sign-in block (admin:write)', parameters: [{ name: 'username', in: 'path', required: true, schema: { type: 'string', maxLength: 64 } }], responses: { 200: { description: 'Unlocked' }, 401: error, 403: error, 404: error } },
+      post: { summary: 'Lift a sign-in block (admin:write)', parameters: [username], responses: { 200: { description: 'Unlocked' }, 401: error, 403: error, 404: error } },
     },
     '/keys': { get: { summary: 'Signing keys and their states (admin:read)', responses: { 200: { description: 'Keys' }, 401: error, 403: error } } },
     '/keys/rotate': { post: { summary: 'Publish new signing keys (admin:write)', responses: { 200: { description: 'Published keys' }, 401: error, 403: error } } },

@@ -82,6 +82,10 @@ export class AuditLog {
     await auditRepo.insertEvent(trx, { ...stored, prevHash, hash: chainHash(prevHash, stored) });
   }
 
+  search(filter: { type?: string; userId?: string; clientId?: string; beforeSeq?: number }, limit: number): Promise<StoredAuditEvent[]> {
+    return auditRepo.searchEvents(this.#db, filter, limit);
+  }
+
   /** Recomputes the whole chain. `brokenAt` is the first event that does not follow from the one before. */
   async verify(): Promise<{ ok: boolean; events: number; brokenAt?: number }> {
     let prevHash = GENESIS;

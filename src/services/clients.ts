@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 
-import type { Db } from '../db/database.js';
+import type { Db, Executor } from '../db/database.js';
 import * as clientsRepo from '../db/repositories/clients.js';
 import type { ClientRecord } from '../db/repositories/clients.js';
 import { errors } from 'oidc-provider';
@@ -122,6 +122,23 @@ export class ClientService implements ClientStore {
     const record = await clientsRepo.findClient(this.#db, clientId);
     if (record === undefined) throw new NotFoundError('CLIENT_NOT_FOUND', 'no such client');
     return record;
+  }
+
+  list(limit: number, after?: string): Promise<ClientRecord[]> {
+    return clientsRepo.listClients(this.#db, limit, after);
+  }
+
+  /**
+   * A disabled client is unknown to oidc-provider (no authentication, no new tokens) and
+   * every grant and token it holds is removed; enabling lets it authenticate again.
+   */
+  async setDisabled(clientId: string, disabled: boolean, record: (trx: Executor) => Promise<void>): Promise<void> {
+    await this.get(clientId);
+    await this.#db.transaction().execute(async (trx) => {
+      await clientsRepo.setClientDisabled(trx, clientId, disabled ? new Date() : null);
+      if (disabled) await revokeEverythingOfClient(trx, clientId);
+      await record(trx);
+    });
   }
 
   findBySoftwareId(softwareId: string): Promise<ClientRecord | undefined> {

@@ -121,6 +121,14 @@ export class TotpService {
     return codes;
   }
 
+  /** Bank staff: the customer lost the authenticator; the next SCA enrols a new one. */
+  async reset(userId: string, context: AuditContext): Promise<void> {
+    await this.#db.transaction().execute(async (trx) => {
+      await usersRepo.clearTotp(trx, userId);
+      await this.#audit.record({ ...context, userId, type: 'totp.reset' }, trx);
+    });
+  }
+
   async isEnrolled(userId: string): Promise<boolean> {
     return (await usersRepo.findSignInStateById(this.#db, userId))?.totpSecretEnc != null;
   }

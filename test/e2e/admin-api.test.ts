@@ -118,7 +118,7 @@ test('the OpenAPI document lists exactly the routes the admin app serves', async
   const documented = Object.entries(served.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)).sort();
   const routes = (createAdminApp(app.container).middleware as unknown as { router?: { stack: { path: string; methods: string[] }[] } }[])
     .flatMap((mw) => mw.router?.stack ?? [])
-    .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${layer.path.replace('/admin/v1', '').replace(/:(\w+)/g, (_s, name: string) => `{${name === 'grantId' ? 'grant_id' : name}}`)}`))
+    .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${layer.path.replace('/admin/v1', '').replace(/:(\w+)/g, (_s, name: string) => `{${({ grantId: 'grant_id', clientId: 'client_id' } as Record<string, string>)[name] ?? name}}`)}`))
     .sort();
   expect(routes).toEqual(documented);
 });
@@ -135,4 +135,54 @@ test('/metrics on the admin port: requests by route and status, consents, tokens
   expect(text).toMatch(/^portcullis_sca_total\{outcome="success"\} [1-9]/m);
   expect(text).toMatch(/^http_requests_total\{[^}]*route="\/token"[^}]*status="200"[^}]*\} [1-9]/m);
   expect(text).not.toMatch(/route="\/interaction\/[A-Za-z0-9_-]{20,}/); // random ids never become labels
+});
+
+describe('clients, customers and audit events', () => {
+  test('disabling a client stops its authentication and removes its tokens; enabling restores authentication', async () => {
+    const victim = await registerTpp(app, { grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] });
+    const tokens = await client.clientCredentialsGrant(victim.config, { scope: 'accounts' }, { DPoP: victim.dpop });
+    const disabled = await call('POST', `/clients/${victim.clientId}/disable`, writeKey);
+    expect(disabled.status).toBe(200);
+    expect(await disabled.json()).toMatchObject({ client_id: victim.clientId, disabled: true });
+    const rows = await app.container.database.db.selectFrom('oidc_models').select('key').where('model', '=', 'ClientCredentials').execute();
+    expect(rows.length).toBe(0);
+    await expect(client.clientCredentialsGrant(victim.config, { scope: 'accounts' }, { DPoP: victim.dpop })).rejects.toMatchObject({ error: 'invalid_client' });
+    expect((await call('POST', `/clients/${victim.clientId}/enable`, writeKey)).status).toBe(200);
+    await expect(client.clientCredentialsGrant(victim.config, { scope: 'accounts' }, { DPoP: victim.dpop })).resolves.toMatchObject({ token_type: 'dpop' });
+    expect(tokens.access_token).toBeTruthy();
+    expect((await call('POST', '/clients/no-such-client/disable', writeKey)).status).toBe(404);
+    expect((await call('POST', `/clients/${victim.clientId}/disable`, readKey)).status).toBe(403);
+  });
+
+  test('clients are listed without secrets, page by page', async () => {
+    const rs = await app.container.clients.createResourceServer('Listed API');
+    const first = await (await call('GET', '/clients?limit=1', readKey)).json() as { clients: Record<string, unknown>[]; next: string };
+    expect(first.clients).toHaveLength(1);
+    const all: string[] = [];
+    let next: string | null = null;
+    do {
+      const page = await (await call('GET', `/clients?limit=2${next === null ? '' : `&after=${next}`}`, readKey)).json() as { clients: { client_id: string }[]; next: string | null };
+      all.push(...page.clients.map((c) => c.client_id));
+      next = page.clients.length === 0 ? null : page.next;
+    } while (next !== null);
+    expect(all).toContain(rs.client_id);
+    const shown = await (await call('GET', `/clients/${rs.client_id}`, readKey)).text();
+    expect(shown).not.toContain(rs.client_secret);
+    expect((await call('GET', '/clients?limit=0', readKey)).status).toBe(400);
+  });
+
+  test('resetting a customer\'s authenticator; audit events filtered and paginated', async () => {
+    customers += 1;
+    const customer = await createCustomer(app, `reset${customers}`, 'reset test password');
+    await enrolTotp(app, customer);
+    expect((await call('POST', `/users/${customer.username}/reset-totp`, writeKey)).status).toBe(200);
+    expect(await app.container.totp.isEnrolled(customer.id)).toBe(false);
+    const events = await (await call('GET', `/audit-events?type=totp.reset&user_id=${customer.id}`, readKey)).json() as { events: { type: string; actor: string }[] };
+    expect(events.events).toEqual([expect.objectContaining({ type: 'totp.reset', actor: expect.stringMatching(/^apikey:/) })]);
+    const page = await (await call('GET', '/audit-events?limit=2', readKey)).json() as { events: { seq: number }[]; next: string };
+    expect(page.events).toHaveLength(2);
+    const older = await (await call('GET', `/audit-events?limit=2&before=${page.next}`, readKey)).json() as { events: { seq: number }[] };
+    expect(older.events[0]!.seq).toBeLessThan(page.events[1]!.seq);
+    expect((await call('GET', '/audit-events?before=abc', readKey)).status).toBe(400);
+  });
 });

@@ -52,3 +52,19 @@ export async function eventsAfter(db: Executor, afterSeq: number, limit: number)
     ip: r.ip, requestId: r.request_id, data: r.data, prevHash: r.prev_hash, hash: r.hash,
   }));
 }
+
+/** A page of events, newest first, optionally of one type or customer, before `beforeSeq`. */
+export async function searchEvents(db: Executor, filter: { type?: string; userId?: string; clientId?: string; beforeSeq?: number }, limit: number): Promise<StoredAuditEvent[]> {
+  let query = db.selectFrom('audit_events')
+    .select(['seq', 'occurred_at', 'type', 'actor', 'client_id', 'user_id', 'ip', 'request_id', 'data', 'prev_hash', 'hash'])
+    .orderBy('seq', 'desc').limit(limit);
+  if (filter.type !== undefined) query = query.where('type', '=', filter.type);
+  if (filter.userId !== undefined) query = query.where('user_id', '=', filter.userId);
+  if (filter.clientId !== undefined) query = query.where('client_id', '=', filter.clientId);
+  if (filter.beforeSeq !== undefined) query = query.where('seq', '<', filter.beforeSeq);
+  const rows = await query.execute();
+  return rows.map((r) => ({
+    seq: Number(r.seq), occurredAt: r.occurred_at, type: r.type, actor: r.actor, clientId: r.client_id, userId: r.user_id,
+    ip: r.ip, requestId: r.request_id, data: r.data, prevHash: r.prev_hash, hash: r.hash,
+  }));
+}

@@ -72,3 +72,19 @@ export async function deleteClient(db: Executor, clientId: string): Promise<bool
   const rows = await db.deleteFrom('clients').where('client_id', '=', clientId).returning('client_id').execute();
   return rows.length === 1;
 }
+
+export async function listClients(db: Executor, limit: number, afterClientId?: string): Promise<ClientRecord[]> {
+  let query = db.selectFrom('clients').select(COLUMNS).orderBy('client_id').limit(limit);
+  if (afterClientId !== undefined) query = query.where('client_id', '>', afterClientId);
+  const rows = await query.execute();
+  return rows.map((row) => ({
+    clientId: row.client_id, metadata: row.metadata, secretEnc: row.secret_enc, kind: row.kind, profile: row.profile,
+    softwareId: row.software_id, disabledAt: row.disabled_at, createdAt: row.created_at,
+  }));
+}
+
+/** Sets or clears disabled_at; false when the client does not exist. */
+export async function setClientDisabled(db: Executor, clientId: string, disabledAt: Date | null): Promise<boolean> {
+  const rows = await db.updateTable('clients').set({ disabled_at: disabledAt, updated_at: new Date() }).where('client_id', '=', clientId).returning('client_id').execute();
+  return rows.length === 1;
+}

@@ -124,3 +124,9 @@ export async function useRecoveryCode(db: Executor, userId: string, codeHash: st
     .returning('code_hash').execute();
   return rows.length === 1;
 }
+
+/** Removes the authenticator and its recovery codes (the customer enrols again). */
+export async function clearTotp(db: Executor, userId: string): Promise<void> {
+  await db.updateTable('users').set({ totp_secret_enc: null, totp_last_step: null, totp_enrolled_at: null }).where('id', '=', userId).execute();
+  await db.deleteFrom('recovery_codes').where('user_id', '=', userId).execute();
+}
