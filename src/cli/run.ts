@@ -78,6 +78,7 @@ const COMMANDS: Record<string, Command> = {
       const created = await container.customers.create({
         username: str(options, 'username'), password, name: optionalStr(options, 'name'), email: optionalStr(options, 'email'),
       });
+      await container.audit.record({ ...CLI_AUDIT, userId: created.id, type: 'customer.created' });
       return { json: created, text: `created user ${created.username} (${created.id})\n` };
     },
   },
@@ -126,6 +127,7 @@ const COMMANDS: Record<string, Command> = {
         throw new UsageError('metadata is not valid JSON');
       }
       const created = await container.clients.createClient(metadata);
+      await container.audit.record({ ...CLI_AUDIT, clientId: created.client_id, type: 'client.registered', data: { by: 'cli', profile: created.profile } });
       return { json: { ...created.metadata, profile: created.profile }, text: `created client ${created.client_id} (profile ${created.profile})\n` };
     },
   },
@@ -134,6 +136,7 @@ const COMMANDS: Record<string, Command> = {
     required: ['name'],
     async run(container, options) {
       const created = await container.clients.createResourceServer(str(options, 'name'));
+      await container.audit.record({ ...CLI_AUDIT, clientId: created.client_id, type: 'client.registered', data: { by: 'cli', kind: 'resource_server' } });
       return { json: created, text: `client_id: ${created.client_id}\nclient_secret: ${created.client_secret}\n(the secret is shown once)\n` };
     },
   },
@@ -160,6 +163,7 @@ const COMMANDS: Record<string, Command> = {
     required: [],
     async run(container) {
       const published = await container.keys.rotate();
+      await container.audit.record({ ...CLI_AUDIT, type: 'keys.rotated', data: { kids: published.map((k) => k.kid) } });
       const when = published[0]?.activates_after ?? 'now';
       return {
         json: { published },

@@ -6,8 +6,8 @@ import type { AuditEvent, AuditLog } from '../services/audit.js';
 type ProviderEventContext = { ip?: string; state?: { requestId?: unknown } } | undefined;
 
 /**
- * oidc-provider's events → the audit trail: client registration and its management.
- * Events fire after oidc-provider's own writes, so these
+ * oidc-provider's events → the audit trail: client registration and its management,
+ * tokens issued (token endpoint) and revoked (revocation endpoint). Events fire after oidc-provider's own writes, so these
  * records follow (not share) the change's transaction; a failure to record is logged.
  */
 export function auditProviderEvents(provider: Provider, audit: AuditLog, log: Logger): void {
@@ -20,4 +20,19 @@ export function auditProviderEvents(provider: Provider, audit: AuditLog, log: Lo
   provider.on('registration_create.success', (ctx, client) => record(ctx as ProviderEventContext, { type: 'client.registered', actor: 'dcr', clientId: clientIdOf(client), data: { software_id: (client as { software_id?: string }).software_id } }));
   provider.on('registration_update.success', (ctx, client) => record(ctx as ProviderEventContext, { type: 'client.updated', actor: 'dcr', clientId: clientIdOf(client) }));
   provider.on('registration_delete.success', (ctx, client) => record(ctx as ProviderEventContext, { type: 'client.deleted', actor: 'dcr', clientId: clientIdOf(client) }));
+
+  provider.on('grant.success', (ctx) => {
+    const oidc = (ctx as unknown as { oidc?: { client?: unknown; params?: { grant_type?: unknown }; entities?: Record<string, { accountId?: string; grantId?: string } | undefined> } }).oidc;
+    const token = oidc?.entities?.AccessToken ?? oidc?.entities?.ClientCredentials;
+    record(ctx as unknown as ProviderEventContext, {
+      type: 'token.issued', actor: 'client', clientId: clientIdOf(oidc?.client), userId: token?.accountId,
+      data: { grant_type: String(oidc?.params?.grant_type ?? ''), grant_id: token?.grantId ?? null, refresh_token: oidc?.entities?.RefreshToken !== undefined },
+    });
+  });
+  const revoked = (kind: string) => (token: { clientId?: string; accountId?: string; grantId?: string }) => record(undefined, {
+    type: 'token.revoked', clientId: token.clientId, userId: token.accountId, data: { kind, grant_id: token.grantId ?? null },
+  });
+  provider.on('access_token.destroyed', revoked('access_token'));
+  provider.on('refresh_token.destroyed', revoked('refresh_token'));
+  provider.on('client_credentials.destroyed', revoked('client_credentials'));
 }
