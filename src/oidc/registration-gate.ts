@@ -15,6 +15,16 @@ async function hasRegistrationAccessToken(ctx: Context, providers: ProviderHolde
   return token !== undefined && token.clientId === clientId;
 }
 
+/** JSON nesting a registration body may have (client metadata is flat; 20 is generous). */
+const MAX_JSON_DEPTH = 20;
+
+function depthOf(value: unknown, depth = 0): number {
+  if (depth > MAX_JSON_DEPTH || value === null || typeof value !== 'object') return depth;
+  let deepest = depth;
+  for (const item of Object.values(value)) deepest = Math.max(deepest, depthOf(item, depth + 1));
+  return deepest;
+}
+
 function reject(ctx: Context, error: RegistrationError): void {
   ctx.status = 400;
   ctx.body = { error: error.code, error_description: error.message };
@@ -58,6 +68,9 @@ export function registrationGate(deps: { verifier: SoftwareStatementVerifier | u
     const body = (ctx.request as { body?: unknown }).body;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       return reject(ctx, new RegistrationError('invalid_client_metadata', 'the request body must be a JSON object'));
+    }
+    if (depthOf(body) > MAX_JSON_DEPTH) {
+      return reject(ctx, new RegistrationError('invalid_client_metadata', `the request body is nested deeper than ${MAX_JSON_DEPTH} levels`));
     }
 
     try {

@@ -39,3 +39,11 @@ test('a TPP registers with a software statement', async () => {
   expect(body.extra_member).toBeUndefined();
   expect(typeof body.registration_access_token).toBe('string');
 });
+
+test('a registration body nested deeper than 20 levels is refused before anything is verified', async () => {
+  let nested: unknown = 'x';
+  for (let i = 0; i < 30; i += 1) nested = { n: nested };
+  const response = await fetch(`${app.url}/reg`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ software_statement: 'a.b.c', nested }) });
+  expect(response.status).toBe(400);
+  expect(await response.json()).toMatchObject({ error: 'invalid_client_metadata' });
+});
