@@ -123,7 +123,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const clients = new ClientService(db, box, async (metadata) => {
       if (providers === undefined) throw new Error('provider not ready');
       await providers.current.Client.validate(metadata as never);
-    }, { allowLoopbackRedirects: config.allowLoopbackRedirects });
+    }, { allowLoopbackRedirects: config.allowLoopbackRedirects, audit });
     const buildProvider = async (): Promise<Provider> => {
       const provider = new Provider(config.issuer, buildProviderConfiguration({
         config, db, box, clients, customers, views, now,

@@ -5,7 +5,9 @@ import * as clientsRepo from '../db/repositories/clients.js';
 import type { ClientRecord } from '../db/repositories/clients.js';
 import { errors } from 'oidc-provider';
 
+import { revokeAllOfClient } from '../db/repositories/consents.js';
 import { revokeEverythingOfClient } from '../db/repositories/oidc-models.js';
+import type { AuditLog } from './audit.js';
 import { assertFapiClientMetadata, withFapiDefaults } from './client-policy.js';
 import { ConflictError, NotFoundError, ValidationError } from './errors.js';
 import { isStorableText } from './validation.js';
@@ -61,12 +63,22 @@ export class ClientService implements ClientStore {
   readonly #validate: MetadataValidator;
 
   readonly #allowLoopbackRedirects: boolean;
+  readonly #audit: AuditLog | undefined;
 
-  constructor(db: Db, secrets: SecretBox, validate: MetadataValidator, { allowLoopbackRedirects = false } = {}) {
+  constructor(db: Db, secrets: SecretBox, validate: MetadataValidator, { allowLoopbackRedirects = false, audit }: { allowLoopbackRedirects?: boolean; audit?: AuditLog } = {}) {
     this.#db = db;
     this.#secrets = secrets;
     this.#validate = validate;
     this.#allowLoopbackRedirects = allowLoopbackRedirects;
+    this.#audit = audit;
+  }
+
+  /** The client's grants and tokens go, and its consents become revoked (audited), in `trx`. */
+  async #revokeEverything(trx: Executor, clientId: string, actor: string): Promise<void> {
+    await revokeEverythingOfClient(trx, clientId);
+    for (const grantId of await revokeAllOfClient(trx, clientId, new Date())) {
+      await this.#audit?.record({ actor, clientId, type: 'consent.revoked', data: { grant_id: grantId, reason: 'client removed' } }, trx);
+    }
   }
 
   /**
@@ -136,7 +148,7 @@ export class ClientService implements ClientStore {
     await this.get(clientId);
     await this.#db.transaction().execute(async (trx) => {
       await clientsRepo.setClientDisabled(trx, clientId, disabled ? new Date() : null);
-      if (disabled) await revokeEverythingOfClient(trx, clientId);
+      if (disabled) await this.#revokeEverything(trx, clientId, 'admin');
       await record(trx);
     });
   }
@@ -169,11 +181,11 @@ export class ClientService implements ClientStore {
     }
   }
 
-  /** Removes the client and, in the same transaction, every token, code and consent it holds. */
+  /** Removes the client and, in the same transaction, every token and code it holds; its consents become revoked. */
   async deleteClient(clientId: string): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
       await clientsRepo.deleteClient(trx, clientId);
-      await revokeEverythingOfClient(trx, clientId);
+      await this.#revokeEverything(trx, clientId, 'dcr');
     });
   }
 

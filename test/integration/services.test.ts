@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 
 import { openDatabase, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
+import { AuditLog } from '../../src/services/audit.js';
 import { ClientService, KIND_METADATA, PROFILE_METADATA } from '../../src/services/clients.js';
+import { ConsentService } from '../../src/services/consents.js';
 import { CustomerService } from '../../src/services/customers.js';
 import { ConflictError, NotFoundError, ValidationError } from '../../src/services/errors.js';
 import { KeyService, SIGNING_ALGS } from '../../src/services/keys.js';
@@ -397,5 +400,21 @@ describe('ServerSecrets', () => {
     const [a, b] = await Promise.all([secrets.get('csrf'), secrets.get('dpop-nonce')]);
     expect(a).not.toBe(b);
     expect(await secrets.get('csrf')).toBe(a);
+  });
+});
+
+describe('removing a client', () => {
+  test('deleting a client revokes its consents (audited) and removes its grants, in one transaction', async () => {
+    const audit = new AuditLog(database.db, () => new Date());
+    const consents = new ConsentService(database.db, audit, () => new Date());
+    const withAudit = new ClientService(database.db, box, async () => {}, { audit });
+    const owner = await customers.create({ username: 'consenting', password: PASSWORD });
+    const created = await withAudit.createResourceServer('To be removed');
+    await consents.recordGranted({ grantId: 'grant-of-removed-client', clientId: created.client_id, userId: owner.id, scopes: 'accounts', details: [], expiresAt: null }, { actor: 'test' });
+    await withAudit.deleteClient(created.client_id);
+    expect((await consents.get('grant-of-removed-client')).status).toBe('revoked');
+    const events = await database.db.selectFrom('audit_events').select(['type', 'client_id']).where('type', '=', 'consent.revoked').execute();
+    expect(events).toContainEqual({ type: 'consent.revoked', client_id: created.client_id });
+    expect(await database.db.selectFrom('clients').select('client_id').where('client_id', '=', created.client_id).execute()).toHaveLength(0);
   });
 });

@@ -75,3 +75,12 @@ export async function dueForExpiry(db: Executor, now: Date, limit: number): Prom
     .where('status', '=', 'authorised').where('expires_at', '<=', now).limit(limit).execute();
   return rows.map((r) => r.grant_id);
 }
+
+/** Every authorised consent of a client becomes revoked (the client was deleted or disabled). */
+export async function revokeAllOfClient(db: Executor, clientId: string, now: Date): Promise<string[]> {
+  const rows = await db.updateTable('consents')
+    .set((eb) => ({ status: 'revoked' as const, status_changed_at: now, version: eb('version', '+', 1) }))
+    .where('client_id', '=', clientId).where('status', '=', 'authorised')
+    .returning('grant_id').execute();
+  return rows.map((r) => r.grant_id);
+}
