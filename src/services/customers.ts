@@ -65,26 +65,6 @@ export class CustomerService {
     return created;
   }
 
-  /**
-   * Checks a password. An unknown or malformed username costs one dummy verification and
-   * gives the same answer as a wrong password: callers cannot tell which it was.
-   */
-  async verifyPassword(usernameInput: string, password: string): Promise<{ userId: string } | undefined> {
-    let username: string;
-    try {
-      username = normaliseUsername(usernameInput);
-    } catch {
-      await this.#passwords.verifyAgainstDummy();
-      return undefined;
-    }
-    const credentials = await usersRepo.findCredentialsByUsername(this.#db, username);
-    if (credentials === undefined) {
-      await this.#passwords.verifyAgainstDummy();
-      return undefined;
-    }
-    return (await this.#passwords.verify(credentials.passwordHash, password)) ? { userId: credentials.id } : undefined;
-  }
-
   profile(userId: string): Promise<CustomerProfile | undefined> {
     return usersRepo.findProfileById(this.#db, userId);
   }

@@ -5,6 +5,7 @@ import { exportJWK, generateKeyPair, type JWK } from 'jose';
 import { openDatabase, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { AuditLog } from '../../src/services/audit.js';
+import { AuthenticationService } from '../../src/services/authentication.js';
 import { ClientService, KIND_METADATA, PROFILE_METADATA } from '../../src/services/clients.js';
 import { ConsentService } from '../../src/services/consents.js';
 import { CustomerService } from '../../src/services/customers.js';
@@ -12,6 +13,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../src/service
 import { KeyService, SIGNING_ALGS } from '../../src/services/keys.js';
 import { PasswordHasher } from '../../src/services/passwords.js';
 import { SecretBox } from '../../src/services/secret-box.js';
+import { TotpService } from '../../src/services/totp.js';
 import { ServerSecrets } from '../../src/services/server-secrets.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
@@ -21,6 +23,7 @@ const box = new SecretBox(Buffer.alloc(32, 7).toString('base64'));
 const passwords = new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
 let customers: CustomerService;
 let clientService: ClientService;
+let authentication: AuthenticationService;
 
 beforeAll(async () => {
   testDb = await createTestDatabase();
@@ -32,7 +35,19 @@ beforeAll(async () => {
   await migrateToLatest(database.db);
   customers = new CustomerService(database.db, passwords);
   clientService = new ClientService(database.db, box, async () => {});
+  const audit = new AuditLog(database.db, () => new Date());
+  const totp = new TotpService({ db: database.db, box, recoveryKey: Buffer.alloc(32, 1).toString('base64url'), audit, now: () => new Date() });
+  authentication = new AuthenticationService({
+    db: database.db, passwords, totp, audit, now: () => new Date(),
+    rules: { maxFailures: 5, blockSeconds: 1800, permanentAfterBlocks: 3, ipMaxFailures: 1000, ipWindowSeconds: 900, sessionIdleSeconds: 300 },
+  });
 });
+
+/** Password-only sign-in (the knowledge factor): the user id, or undefined whatever went wrong. */
+async function verifyPassword(username: string, password: string): Promise<{ userId: string } | undefined> {
+  const outcome = await authentication.signIn({ username, password, otp: undefined, needSca: false, context: { ip: '198.51.100.1' } });
+  return outcome.ok ? { userId: outcome.userId } : undefined;
+}
 
 afterAll(async () => {
   await database?.close();
@@ -62,28 +77,28 @@ describe('CustomerService', () => {
     await customers.create({ username: 'bob', password: `${PASSWORD} bob` });
   });
 
-  test('verifyPassword: the right password gives the user id, whatever the case of the username', async () => {
-    expect(await customers.verifyPassword('alice.example', PASSWORD)).toEqual({ userId: aliceId });
-    expect(await customers.verifyPassword(' ALICE.example ', PASSWORD)).toEqual({ userId: aliceId });
+  test('password sign-in: the right password gives the user id, whatever the case of the username', async () => {
+    expect(await verifyPassword('alice.example', PASSWORD)).toEqual({ userId: aliceId });
+    expect(await verifyPassword(' ALICE.example ', PASSWORD)).toEqual({ userId: aliceId });
   });
 
-  test('verifyPassword: wrong password, unknown user and malformed username all give undefined', async () => {
-    expect(await customers.verifyPassword('alice.example', `${PASSWORD}!`)).toBeUndefined();
-    expect(await customers.verifyPassword('alice.example', '')).toBeUndefined();
-    expect(await customers.verifyPassword('alice.example', 'x'.repeat(5000))).toBeUndefined();
-    expect(await customers.verifyPassword('nobody-here', PASSWORD)).toBeUndefined();
-    expect(await customers.verifyPassword('a', PASSWORD)).toBeUndefined();
-    expect(await customers.verifyPassword('alice example', PASSWORD)).toBeUndefined();
-    expect(await customers.verifyPassword("alice'; drop table users; --", PASSWORD)).toBeUndefined();
-    expect(await customers.verifyPassword('аlice.example', PASSWORD)).toBeUndefined(); // Cyrillic а
+  test('password sign-in: wrong password, unknown user and malformed username all give undefined', async () => {
+    expect(await verifyPassword('alice.example', `${PASSWORD}!`)).toBeUndefined();
+    expect(await verifyPassword('alice.example', '')).toBeUndefined();
+    expect(await verifyPassword('alice.example', 'x'.repeat(5000))).toBeUndefined();
+    expect(await verifyPassword('nobody-here', PASSWORD)).toBeUndefined();
+    expect(await verifyPassword('a', PASSWORD)).toBeUndefined();
+    expect(await verifyPassword('alice example', PASSWORD)).toBeUndefined();
+    expect(await verifyPassword("alice'; drop table users; --", PASSWORD)).toBeUndefined();
+    expect(await verifyPassword('аlice.example', PASSWORD)).toBeUndefined(); // Cyrillic а
     // Another user's password does not open this account.
-    expect(await customers.verifyPassword('alice.example', `${PASSWORD} bob`)).toBeUndefined();
+    expect(await verifyPassword('alice.example', `${PASSWORD} bob`)).toBeUndefined();
   });
 
   test('a duplicate username (compared lower-cased) is a ConflictError USERNAME_TAKEN', async () => {
     await expectRejection(customers.create({ username: 'ALICE.EXAMPLE', password: 'another password 123' }), ConflictError, 'USERNAME_TAKEN');
     // The original password still works.
-    expect(await customers.verifyPassword('alice.example', PASSWORD)).toEqual({ userId: aliceId });
+    expect(await verifyPassword('alice.example', PASSWORD)).toEqual({ userId: aliceId });
   });
 
   test('concurrent creation of one username: exactly one succeeds', async () => {

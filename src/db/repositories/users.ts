@@ -95,11 +95,6 @@ export async function unlockAccount(db: Executor, userId: string): Promise<void>
   await db.updateTable('users').set({ failed_attempts: 0, lock_count: 0, locked_until: null, locked_permanently: false }).where('id', '=', userId).execute();
 }
 
-export async function lockState(db: Executor, userId: string): Promise<{ failedAttempts: number; lockedUntil: Date | null; lockCount: number; lockedPermanently: boolean } | undefined> {
-  const row = await db.selectFrom('users').select(['failed_attempts', 'locked_until', 'lock_count', 'locked_permanently']).where('id', '=', userId).executeTakeFirst();
-  return row === undefined ? undefined : { failedAttempts: row.failed_attempts, lockedUntil: row.locked_until, lockCount: row.lock_count, lockedPermanently: row.locked_permanently };
-}
-
 /** Accepts a TOTP time step only if it is later than the last accepted one (atomic replay guard). */
 export async function advanceTotpStep(db: Executor, userId: string, step: number): Promise<boolean> {
   const rows = await db.updateTable('users').set({ totp_last_step: step })
