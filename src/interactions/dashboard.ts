@@ -1,6 +1,5 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import QRCode from 'qrcode';
 
 import type { Csrf } from '../http/csrf.js';
 import { HttpError } from '../http/errors.js';
@@ -15,6 +14,7 @@ import type { CustomerService } from '../services/customers.js';
 import type { DashboardSessions } from '../services/dashboard-sessions.js';
 import type { SecretBox } from '../services/secret-box.js';
 import type { TotpService } from '../services/totp.js';
+import { CODE_FAILED, enrolmentView, openEnrolment, SIGN_IN_FAILED, tooManyAttempts } from './authenticator-pages.js';
 
 export interface DashboardDeps {
   readonly views: Views;
@@ -29,8 +29,6 @@ export interface DashboardDeps {
 }
 
 const COOKIE = 'portcullis.account';
-const SIGN_IN_FAILED = 'Sign-in failed. Check your details and try again.';
-const CODE_FAILED = 'That code did not work. Check your authenticator app and try again.';
 const ACTIONS: Readonly<Record<string, string>> = { list_accounts: 'list', read_balances: 'balances', read_transactions: 'transactions' };
 
 function formatDate(date: Date | null): string {
@@ -123,10 +121,7 @@ export function dashboardRouter(deps: DashboardDeps): Router {
       ctx.status = 303;
       return ctx.redirect('/account');
     }
-    if (outcome.reason === 'throttled') {
-      ctx.set('Retry-After', String(outcome.retryAfterSeconds));
-      throw new HttpError(429, 'TOO_MANY_ATTEMPTS', `Too many failed sign-ins from your network. Try again in ${Math.ceil(outcome.retryAfterSeconds / 60)} minute(s).`);
-    }
+    if (outcome.reason === 'throttled') tooManyAttempts(ctx, outcome.retryAfterSeconds);
     if (outcome.reason === 'enrolment_required') {
       throw new HttpError(403, 'AUTHENTICATOR_REQUIRED', 'This page needs a one-time code. Set up your authenticator the next time an app asks you to sign in, or ask the bank.');
     }
@@ -153,16 +148,13 @@ export function dashboardRouter(deps: DashboardDeps): Router {
   async function renderAuthenticator(ctx: Context, userId: string, error?: string, sealed?: string) {
     const profile = await deps.customers.profile(userId);
     if (profile === undefined) throw new HttpError(401, 'SIGN_IN_REQUIRED', 'Sign in again.');
-    const secret = sealed === undefined ? deps.totp.proposeSecret(profile.username).secret : deps.box.open(sealed, enrolmentPurpose(userId));
     render(ctx, 'enrol', {
       title: 'Replace your authenticator app',
       action: '/account/authenticator',
       cancelHref: '/account',
       clientName: 'Your bank',
       csrf: csrf.token(ctx, 'account:authenticator'),
-      qr: await QRCode.toDataURL(deps.totp.uriFor(profile.username, secret), { errorCorrectionLevel: 'M', margin: 2, width: 240 }),
-      secret: secret.replace(/(.{4})/g, '$1 ').trim(),
-      enrolment: sealed ?? deps.box.seal(secret, enrolmentPurpose(userId)),
+      ...await enrolmentView(deps, profile.username, enrolmentPurpose(userId), sealed),
       error,
     });
   }
@@ -179,12 +171,7 @@ export function dashboardRouter(deps: DashboardDeps): Router {
     const current = await requireSession(ctx);
     if (!current.fresh) throw new HttpError(403, 'FRESH_SCA_REQUIRED', 'For your security, sign in again before replacing your authenticator.');
     const sealed = formField(ctx, 'enrolment', 512) ?? '';
-    let secret: string;
-    try {
-      secret = deps.box.open(sealed, enrolmentPurpose(current.userId));
-    } catch {
-      throw new HttpError(400, 'INVALID_ENROLMENT', 'This page has expired. Start again.');
-    }
+    const secret = openEnrolment(deps.box, sealed, enrolmentPurpose(current.userId));
     const step = await deps.totp.matches(secret, (formField(ctx, 'otp', 32) ?? '').trim());
     if (step === undefined) {
       ctx.status = 401;

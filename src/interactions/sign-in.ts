@@ -1,6 +1,5 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import QRCode from 'qrcode';
 
 import { HttpError } from '../http/errors.js';
 import { formField, parseForm } from '../http/form.js';
@@ -13,6 +12,7 @@ import type { PaymentScaService } from '../services/payment-sca.js';
 import { requiredAcr } from '../services/sca-policy.js';
 import type { SecretBox } from '../services/secret-box.js';
 import type { TotpService } from '../services/totp.js';
+import { CODE_FAILED, enrolmentView, openEnrolment, SIGN_IN_FAILED, tooManyAttempts } from './authenticator-pages.js';
 import type { Details, InteractionKit } from './kit.js';
 
 export interface SignInDeps {
@@ -24,8 +24,6 @@ export interface SignInDeps {
   readonly box: SecretBox;
 }
 
-const SIGN_IN_FAILED = 'Sign-in failed. Check your details and try again.';
-const CODE_FAILED = 'That code did not work. Check your authenticator app and try again.';
 
 /**
  * The login prompt, one ordered pipeline per form:
@@ -92,17 +90,13 @@ export function registerSignIn(router: Router, deps: SignInDeps): void {
   async function renderEnrolment(ctx: Context, interaction: Details, userId: string, error?: string, sealed?: string): Promise<void> {
     const profile = await customers.profile(userId);
     if (profile === undefined) throw new HttpError(400, 'INTERACTION_EXPIRED', 'Sign in again.');
-    const secret = sealed === undefined ? totp.proposeSecret(profile.username).secret : box.open(sealed, enrolmentPurpose(interaction, userId));
-    const otpauthUri = totp.uriFor(profile.username, secret);
     kit.render(ctx, 'enrol', {
       title: 'Set up your authenticator app',
       uid: interaction.uid,
       clientName: await kit.clientName(interaction),
       csrf: kit.csrf.token(ctx, kit.formId(interaction, 'enrol')),
       abortCsrf: kit.csrf.token(ctx, kit.formId(interaction, 'abort')),
-      qr: await QRCode.toDataURL(otpauthUri, { errorCorrectionLevel: 'M', margin: 2, width: 240 }),
-      secret: secret.replace(/(.{4})/g, '$1 ').trim(),
-      enrolment: sealed ?? box.seal(secret, enrolmentPurpose(interaction, userId)),
+      ...await enrolmentView({ totp, box }, profile.username, enrolmentPurpose(interaction, userId), sealed),
       payment: paymentShown(interaction),
       error,
     });
@@ -117,10 +111,7 @@ export function registerSignIn(router: Router, deps: SignInDeps): void {
       // Password proven; the SCA check then asks for a second factor, which the enrolment provides.
       return kit.finish(ctx, { login: { accountId: outcome.userId, acr: ACR_CA, amr: ['pwd'], remember: false } });
     }
-    if (outcome.reason === 'throttled') {
-      ctx.set('Retry-After', String(outcome.retryAfterSeconds));
-      throw new HttpError(429, 'TOO_MANY_ATTEMPTS', `Too many failed sign-ins from your network. Try again in ${Math.ceil(outcome.retryAfterSeconds / 60)} minute(s).`);
-    }
+    if (outcome.reason === 'throttled') tooManyAttempts(ctx, outcome.retryAfterSeconds);
     ctx.status = 401;
     return onFailure();
   }
@@ -164,12 +155,7 @@ export function registerSignIn(router: Router, deps: SignInDeps): void {
       throw new HttpError(400, 'INTERACTION_STEP_MISMATCH', 'This step is not expected now.');
     }
     const sealed = formField(ctx, 'enrolment', 512) ?? '';
-    let secret: string;
-    try {
-      secret = box.open(sealed, enrolmentPurpose(interaction, accountId));
-    } catch {
-      throw new HttpError(400, 'INVALID_ENROLMENT', 'This set-up page has expired. Go back to the app and start again.');
-    }
+    const secret = openEnrolment(box, sealed, enrolmentPurpose(interaction, accountId));
     const step = await totp.matches(secret, (formField(ctx, 'otp', 32) ?? '').trim());
     if (step === undefined) {
       ctx.status = 401;
