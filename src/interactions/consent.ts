@@ -99,11 +99,11 @@ export function registerConsent(router: Router, deps: ConsentDeps): void {
 
   router.post('/:uid/consent', parseForm, async (ctx) => {
     const interaction = await kit.step(ctx, 'consent', 'consent', formField(ctx, 'csrf', 100));
+    const { scopes, details, accountAccess, payment } = requested(interaction);
     const decision = formField(ctx, 'decision', 10);
     if (decision === 'deny') {
       const deniedBy = interaction.session?.accountId;
       if (deniedBy !== undefined) {
-        const { scopes, details } = requested(interaction);
         await consents.recordRejected({ clientId: String(interaction.params.client_id), userId: deniedBy, scopes: scopes.join(' '), details }, { ...kit.auditContext(ctx, interaction), userId: deniedBy });
       }
       return kit.finish(ctx, { error: 'access_denied', error_description: 'the customer denied the request' });
@@ -114,7 +114,6 @@ export function registerConsent(router: Router, deps: ConsentDeps): void {
     const clientId = String(interaction.params.client_id);
     if (accountId === undefined) throw new HttpError(400, 'INTERACTION_STEP_MISMATCH', 'Sign in first.');
 
-    const { details, accountAccess, payment } = requested(interaction);
     const own = await customers.bankAccounts(accountId);
     const ownIds = new Set(own.map((a) => a.id));
     const chosen = formList(ctx, 'accounts', 64, 100);
@@ -153,7 +152,7 @@ export function registerConsent(router: Router, deps: ConsentDeps): void {
     const now = deps.now();
     const lifetime = consentLifetimeSeconds(approved, deps.consentMaxSeconds, now);
     await consents.recordGranted({
-      grantId, clientId, userId: accountId, scopes: requested(interaction).scopes.join(' '), details: approved,
+      grantId, clientId, userId: accountId, scopes: scopes.join(' '), details: approved,
       expiresAt: new Date(now.getTime() + lifetime * 1000),
     }, { ...kit.auditContext(ctx, interaction), userId: accountId });
     await kit.finish(ctx, { consent: { grantId } });
