@@ -57,6 +57,7 @@ function consentView(consent: Awaited<ReturnType<AdminDeps['consents']['get']>>,
  *   POST /admin/v1/consents/{grant_id}/revoke
  *   GET  /admin/v1/clients?after=&limit=            GET /admin/v1/clients/{client_id}
  *   POST /admin/v1/clients/{client_id}/disable|enable
+ *   GET  /admin/v1/users?after=&limit=              GET /admin/v1/users/{username}
  *   POST /admin/v1/users/{username}/unlock           POST /admin/v1/users/{username}/reset-totp
  *   GET  /admin/v1/audit-events?type=&user_id=&client_id=&before=&limit=
  *   GET  /admin/v1/keys                              POST /admin/v1/keys/rotate
@@ -129,6 +130,21 @@ export function createAdminApp(deps: AdminDeps): Koa {
       ctx.body = clientView(await deps.clients.get(clientId));
     });
   }
+
+  const userView = (u: Awaited<ReturnType<AdminDeps['customers']['summary']>>) => ({
+    id: u.id, username: u.username, name: u.name, email: u.email, totp_enrolled: u.totpEnrolled, failed_attempts: u.failedAttempts,
+    locked_until: u.lockedUntil?.toISOString() ?? null, locked_permanently: u.lockedPermanently, created_at: u.createdAt.toISOString(),
+  });
+
+  router.get('/users', ...read, async (ctx) => {
+    const after = typeof ctx.query.after === 'string' ? ctx.query.after : undefined;
+    const users = await deps.customers.list(limitOf(ctx), after);
+    ctx.body = { users: users.map(userView), next: users.at(-1)?.username ?? null };
+  });
+
+  router.get('/users/:username', ...read, async (ctx) => {
+    ctx.body = userView(await deps.customers.summary(ctx.params.username!));
+  });
 
   router.post('/users/:username/reset-totp', ...write, async (ctx) => {
     const user = await deps.customers.requireByUsername(ctx.params.username!);

@@ -43,6 +43,12 @@ export const ADMIN_OPENAPI = Object.freeze({
     '/clients/{client_id}/enable': {
       post: { summary: 'Enable a disabled client (admin:write)', parameters: [clientId], responses: { 200: { description: 'Client' }, 401: error, 403: error, 404: error } },
     },
+    '/users': {
+      get: { summary: 'List customers, by username; no secrets (admin:read)', parameters: [{ name: 'after', in: 'query', schema: { type: 'string' } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 200 } }], responses: { 200: { description: 'Customers and the next cursor' }, 400: error, 401: error, 403: error } },
+    },
+    '/users/{username}': {
+      get: { summary: 'One customer: enrolment and lock state; no secrets (admin:read)', parameters: [username], responses: { 200: { description: 'Customer' }, 400: error, 401: error, 403: error, 404: error } },
+    },
     '/users/{username}/reset-totp': {
       post: { summary: 'Remove the customer\'s authenticator and recovery codes (admin:write)', parameters: [username], responses: { 200: { description: 'Reset' }, 401: error, 403: error, 404: error } },
     },

@@ -65,6 +65,16 @@ export class CustomerService {
     return created;
   }
 
+  list(limit: number, after?: string): Promise<usersRepo.UserSummary[]> {
+    return usersRepo.listUserSummaries(this.#db, { after }, limit);
+  }
+
+  async summary(usernameInput: string): Promise<usersRepo.UserSummary> {
+    const [found] = await usersRepo.listUserSummaries(this.#db, { username: normaliseUsername(usernameInput) }, 1);
+    if (found === undefined) throw new NotFoundError('USER_NOT_FOUND', 'no such user');
+    return found;
+  }
+
   profile(userId: string): Promise<CustomerProfile | undefined> {
     return usersRepo.findProfileById(this.#db, userId);
   }

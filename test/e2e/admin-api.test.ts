@@ -186,3 +186,18 @@ describe('clients, customers and audit events', () => {
     expect((await call('GET', '/audit-events?before=abc', readKey)).status).toBe(400);
   });
 });
+
+test('the users collection: listed and shown without secrets, with their enrolment and lock state', async () => {
+  customers += 1;
+  const customer = await createCustomer(app, `listed${customers}`, 'listed customer password');
+  await enrolTotp(app, customer);
+  const shown = await call('GET', `/users/${customer.username}`, readKey);
+  expect(shown.status).toBe(200);
+  const text = await shown.text();
+  expect(JSON.parse(text)).toMatchObject({ id: customer.id, username: customer.username, totp_enrolled: true, locked_permanently: false, failed_attempts: 0 });
+  expect(text).not.toMatch(/argon2|password|secret/);
+  const page = await (await call('GET', '/users?limit=200', readKey)).json() as { users: { username: string }[] };
+  expect(page.users.map((u) => u.username)).toContain(customer.username);
+  expect((await call('GET', '/users/nobody-like-this', readKey)).status).toBe(404);
+  expect((await call('GET', '/users', undefined)).status).toBe(401);
+});

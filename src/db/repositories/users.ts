@@ -125,3 +125,29 @@ export async function clearTotp(db: Executor, userId: string): Promise<void> {
   await db.updateTable('users').set({ totp_secret_enc: null, totp_last_step: null, totp_enrolled_at: null }).where('id', '=', userId).execute();
   await db.deleteFrom('recovery_codes').where('user_id', '=', userId).execute();
 }
+
+export interface UserSummary {
+  id: string;
+  username: string;
+  name: string | null;
+  email: string | null;
+  totpEnrolled: boolean;
+  failedAttempts: number;
+  lockedUntil: Date | null;
+  lockedPermanently: boolean;
+  createdAt: Date;
+}
+
+/** Customers for the back office, by username (no password hash, no TOTP secret). */
+export async function listUserSummaries(db: Executor, filter: { username?: string; after?: string }, limit: number): Promise<UserSummary[]> {
+  let query = db.selectFrom('users')
+    .select(['id', 'username', 'name', 'email', 'totp_enrolled_at', 'failed_attempts', 'locked_until', 'locked_permanently', 'created_at'])
+    .orderBy('username').limit(limit);
+  if (filter.username !== undefined) query = query.where('username', '=', filter.username);
+  if (filter.after !== undefined) query = query.where('username', '>', filter.after);
+  const rows = await query.execute();
+  return rows.map((r) => ({
+    id: r.id, username: r.username, name: r.name, email: r.email, totpEnrolled: r.totp_enrolled_at !== null,
+    failedAttempts: r.failed_attempts, lockedUntil: r.locked_until, lockedPermanently: r.locked_permanently, createdAt: r.created_at,
+  }));
+}
