@@ -4,7 +4,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 
-import { DpopError, InMemoryReplayCache, verifyDpopProof } from '../resource-server/dpop.js';
+import { DpopError, verifyDpopProof, type ReplayCache } from '../resource-server/dpop.js';
 import type { ConsentService } from '../services/consents.js';
 import type { CertificateSource } from './mtls.js';
 import type { ProviderHolder } from './provider-holder.js';
@@ -38,7 +38,11 @@ function refuse(ctx: Context, status: 401 | 403 | 404, code: string, message: st
  */
 export function grantManagementRouter(deps: GrantManagementDeps): Router {
   const router = new Router({ prefix: '/grants' });
-  const replay = new InMemoryReplayCache();
+  // Proofs are remembered in the database (oidc-provider's ReplayDetection, one INSERT on a
+  // unique key in our adapter): a proof used on one instance is refused by every other.
+  const replay: ReplayCache = {
+    remember: (jti, expiresAt) => deps.providers.current.ReplayDetection.unique('grant-management', jti, expiresAt),
+  };
 
   /** The authenticated caller, or undefined after answering 401. */
   async function authenticate(ctx: Context): Promise<Caller | undefined> {
