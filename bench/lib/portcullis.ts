@@ -1,0 +1,55 @@
+import { join } from 'node:path';
+
+import pg from 'pg';
+
+import { PACKAGE_ROOT } from '../../src/paths.js';
+import { freePort, startMeasured, type Measured } from './process.js';
+
+/** Portcullis under measurement: its database, its environment, its process. */
+
+const BENCH_MASTER_KEY = Buffer.alloc(32, 42).toString('base64');
+const DIST_MAIN = join(PACKAGE_ROOT, 'dist', 'src', 'main.js');
+
+/** DATABASE_URL as given, or a database created for this run and dropped after it. */
+export async function throwawayDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
+  if (process.env.DATABASE_URL !== undefined) return { url: process.env.DATABASE_URL, drop: async () => undefined };
+  const admin = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `portcullis_bench_${Date.now()}_${process.pid}`;
+  const client = new pg.Client({ connectionString: admin });
+  await client.connect();
+  await client.query(`create database ${name}`);
+  await client.end();
+  const url = new URL(admin);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: admin });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`);
+      await c.end();
+    },
+  };
+}
+
+export function serverEnv(databaseUrl: string, port: number, adminPort: number, dataDir: string): Record<string, string> {
+  const generous = '1000000/60';
+  return {
+    DATABASE_URL: databaseUrl,
+    PORT: String(port),
+    ADMIN_PORT: String(adminPort),
+    ISSUER: `http://127.0.0.1:${port}`,
+    MASTER_KEY: BENCH_MASTER_KEY,
+    DATA_DIR: dataDir,
+    LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+    // Rate limiting stays on (it is part of every request's cost) with budgets no run reaches.
+    ...Object.fromEntries(['SIGNIN', 'PAR', 'TOKEN', 'REGISTRATION', 'INTROSPECTION', 'REVOCATION', 'USERINFO', 'GRANTS', 'PAGES'].map((c) => [`RATE_LIMIT_${c}`, generous])),
+    SIGNIN_IP_MAX_FAILURES: '100000',
+  };
+}
+
+export async function startPortcullis(databaseUrl: string, dataDir: string, nodeOptions: readonly string[] = []): Promise<Measured> {
+  const port = await freePort();
+  return startMeasured('portcullis', [...nodeOptions, '--enable-source-maps', DIST_MAIN], serverEnv(databaseUrl, port, await freePort(), dataDir), port, '/readyz');
+}
+
