@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import type { Csrf } from './http/csrf.js';
+import type { RequestScope } from './oidc/request-scope.js';
 import { errorHandler, HttpError } from './http/errors.js';
 import { requireIssuerHost } from './http/host-guard.js';
 import { rejectMalformedUrls } from './http/url-guard.js';
@@ -44,6 +45,7 @@ export interface AppDeps {
   readonly config: Config;
   readonly database: Database;
   readonly providers: ProviderHolder;
+  readonly requestScope: RequestScope;
   readonly customers: CustomerService;
   readonly authentication: AuthenticationService;
   readonly totp: TotpService;
@@ -115,6 +117,7 @@ export function createApp(deps: AppDeps): Koa {
   };
 
   app.use(requestId);
+  app.use(deps.requestScope.middleware());
   app.use(requestLog(deps.log));
   app.use(deps.metrics.middleware);
   app.use(securityHeaders({ hsts: deps.config.tls !== undefined }));

@@ -5,6 +5,8 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
 import { migrateToLatest } from './db/migrate.js';
+import type { ChangeFeed } from './db/notifications.js';
+import { revokeGrantCompletely } from './db/repositories/oidc-models.js';
 import { Csrf } from './http/csrf.js';
 import { createMetrics, type Metrics } from './http/metrics.js';
 import { createRateLimiter, type RateLimiter } from './http/rate-limit.js';
@@ -13,6 +15,7 @@ import { createLogger } from './logger.js';
 import { buildProviderConfiguration } from './oidc/configuration.js';
 import { createCertificateSource, type CertificateSource } from './oidc/mtls.js';
 import { KeyRefresher, ProviderHolder } from './oidc/provider-holder.js';
+import { RequestScope } from './oidc/request-scope.js';
 import { ApiKeyService } from './services/api-keys.js';
 import { AuditLog } from './services/audit.js';
 import { AuthenticationService } from './services/authentication.js';
@@ -28,6 +31,7 @@ import { KeyService } from './services/keys.js';
 import { PasswordHasher } from './services/passwords.js';
 import { loadOrCreateDevMasterKey, SecretBox } from './services/secret-box.js';
 import { ServerSecrets } from './services/server-secrets.js';
+import { ClientMetadataCache } from './services/client-metadata-cache.js';
 import { TotpService } from './services/totp.js';
 import { Sweeper } from './services/sweeper.js';
 
@@ -56,6 +60,8 @@ export interface Container {
   readonly keys: KeyService;
   readonly sweeper: Sweeper;
   readonly providers: ProviderHolder;
+  /** rows read ahead within a request (the adapter's token + grant read) */
+  readonly requestScope: RequestScope;
   readonly keyRefresher: KeyRefresher;
   readonly views: Views;
   readonly csrf: Csrf;
@@ -94,6 +100,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
   const now = options.now ?? (() => new Date());
   const box = resolveMasterKey(config);
   const database = await openMigratedDatabase(config, options.pglite);
+  let clientChanges: ChangeFeed | undefined;
   try {
     const { db } = database;
     // One registry per container (tests build many); process metrics only for the real server.
@@ -115,18 +122,31 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const consents = new ConsentService(db, audit, now, metrics);
     const dashboardSessions = new DashboardSessions(db, config.sca.sessionIdleSeconds, now);
     const apiKeys = new ApiKeyService(db, audit, now);
-    const softwareStatements = config.ssa === undefined ? undefined : new SoftwareStatementVerifier({ ...config.ssa, allowHttpJwksUri: config.fetchAllowPrivateNetworks }, db, now);
+    const softwareStatements = config.ssa === undefined ? undefined : new SoftwareStatementVerifier({ ...config.ssa, allowHttpJwksUri: config.fetchAllowPrivateNetworks }, database.prepared, now);
     const views = createViews();
     const certificates = createCertificateSource(config);
     // The provider validates client metadata; the client store is needed to build it.
     let providers: ProviderHolder | undefined;
+    const requestScope = new RequestScope();
+    // Client metadata is cached while the change feed is live; every committed change to a
+    // client evicts it on every instance (migration 0006, client-metadata-cache.ts).
+    const clientCache = new ClientMetadataCache({ live: () => clientChanges?.live === true });
+    clientChanges = await database.listen('portcullis_client_changes', {
+      onChange: (clientId) => clientCache.evict(clientId),
+      onGap: () => clientCache.clear(),
+    });
     const clients = new ClientService(db, box, async (metadata) => {
       if (providers === undefined) throw new Error('provider not ready');
       await providers.current.Client.validate(metadata as never);
-    }, { allowLoopbackRedirects: config.allowLoopbackRedirects, audit });
+    }, { allowLoopbackRedirects: config.allowLoopbackRedirects, audit, cache: clientCache });
     const buildProvider = async (): Promise<Provider> => {
       const provider = new Provider(config.issuer, buildProviderConfiguration({
-        config, db, box, clients, customers, views, now,
+        config, db, prepared: database.prepared, scope: requestScope, box, clients, customers, views, now,
+        // RFC 6749 §4.1.2: a code used twice revokes what was issued with it, consent included.
+        revokeReplayedGrant: async (grantId) => {
+          const revoked = await consents.transition(grantId, 'revoked', {}, { actor: 'system' }, 'authorization code replayed');
+          if (revoked === undefined) await revokeGrantCompletely(db, grantId);
+        },
         jwks: (await keys.providerJwks()) as never,
         cookieKeys,
         dpopNonceSecret,
@@ -154,15 +174,18 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     });
 
     return {
-      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, dashboardSessions, apiKeys, rateLimiter, metrics, softwareStatements, box, clients, keys, sweeper, providers, keyRefresher, views, csrf, cookieKeys, now,
+      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, dashboardSessions, apiKeys, rateLimiter, metrics, softwareStatements, box, clients, keys, sweeper, providers, requestScope, keyRefresher, views, csrf, cookieKeys, now,
       async close() {
         sweeper.stop();
         keyRefresher.stop();
+        await audit.flush();
+        await clientChanges?.close();
         await rateLimiter?.close();
         await database.close();
       },
     };
   } catch (error) {
+    await clientChanges?.close();
     await database.close();
     throw error;
   }

@@ -6,6 +6,7 @@ import { Kysely, PostgresDialect, sql, type Transaction } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 
+import { listenPglite, listenPostgres, type ChangeFeed, type ChangeHandlers } from './notifications.js';
 import type { DB } from './schema.js';
 
 export type Db = Kysely<DB>;
@@ -17,6 +18,15 @@ export interface Database {
   readonly kind: 'postgres' | 'pglite';
   /** true when the database answers a trivial query within a short time */
   ping(): Promise<boolean>;
+  /**
+   * Runs one statement the hot paths issue thousands of times a second. On PostgreSQL it is
+   * a named prepared statement (parsed and planned once per connection, which doubles
+   * throughput over Kysely's unnamed statements); on PGlite a plain parameterised query.
+   * `name` must identify `text` uniquely; values are always bound parameters, never spliced.
+   */
+  prepared<Row>(name: string, text: string, values: readonly unknown[]): Promise<Row[]>;
+  /** LISTENs on `channel` (see notifications.ts for what a cache must do with it) */
+  listen(channel: string, handlers: ChangeHandlers): Promise<ChangeFeed>;
   /** connections in use / idle / waiting (pg pool only) */
   poolStats(): { total: number; idle: number; waiting: number } | undefined;
   close(): Promise<void>;
@@ -34,9 +44,10 @@ export interface DatabaseOptions {
 pg.types.setTypeParser(20, (value: string) => Number(value));
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  if (options.databaseUrl !== undefined) {
+  const { databaseUrl } = options;
+  if (databaseUrl !== undefined) {
     const pool = new pg.Pool({
-      connectionString: options.databaseUrl,
+      connectionString: databaseUrl,
       max: options.poolMax ?? 10,
       // Fail fast instead of queueing forever when the database is unreachable or saturated.
       connectionTimeoutMillis: 5_000,
@@ -52,6 +63,9 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
       db,
       kind: 'postgres',
       ping: () => ping(db),
+      prepared: async <Row>(name: string, text: string, values: readonly unknown[]) =>
+        (await pool.query<Row & pg.QueryResultRow>({ name, text, values: [...values] })).rows as Row[],
+      listen: (channel, handlers) => listenPostgres(databaseUrl, channel, handlers),
       poolStats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }),
       close: () => db.destroy(),
     };
@@ -66,10 +80,14 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
     pglite = await PGlite.create(dir);
   }
   const db = new Kysely<DB>({ dialect: new PGliteDialect(pglite) });
+  const embedded = pglite;
   return {
     db,
     kind: 'pglite',
     ping: () => ping(db),
+    prepared: async <Row>(_name: string, text: string, values: readonly unknown[]) =>
+      (await embedded.query<Row>(text, [...values])).rows,
+    listen: (channel, handlers) => listenPglite(embedded, channel, handlers),
     poolStats: () => undefined,
     close: async () => { if (owned) await db.destroy(); },
   };

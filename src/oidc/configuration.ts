@@ -17,6 +17,8 @@ import type { SecretBox } from '../services/secret-box.js';
 import { ACR_VALUES } from '../services/acr.js';
 import { createAdapterFactory } from './adapter.js';
 import type { Executor } from '../db/database.js';
+import type { Prepared } from '../db/repositories/oidc-models.js';
+import type { RequestScope } from './request-scope.js';
 import { FAPI2_AUTH_METHODS } from '../services/client-policy.js';
 import { RESOURCE_SERVER_AUTH_METHOD } from './discovery.js';
 import { assertClientAssertion, assertRequestObject, FUTURE_SKEW_SECONDS } from './jwt-rules.js';
@@ -26,6 +28,9 @@ import { buildInteractionPolicy } from './policy.js';
 export interface ProviderDeps {
   readonly config: Config;
   readonly db: Executor;
+  readonly prepared: Prepared;
+  readonly scope: RequestScope;
+  readonly revokeReplayedGrant: (grantId: string) => Promise<void>;
   readonly box: SecretBox;
   readonly clients: ClientStore;
   readonly customers: CustomerService;
@@ -72,7 +77,9 @@ export function buildProviderConfiguration(deps: ProviderDeps): Configuration {
   const { config, customers, views } = deps;
 
   return {
-    adapter: createAdapterFactory({ db: deps.db, clients: deps.clients, box: deps.box, now: deps.now }),
+    adapter: createAdapterFactory({
+      db: deps.db, prepared: deps.prepared, scope: deps.scope, clients: deps.clients, box: deps.box, now: deps.now, revokeReplayedGrant: deps.revokeReplayedGrant,
+    }),
     jwks: deps.jwks as Configuration['jwks'],
     cookies: {
       keys: deps.cookieKeys,

@@ -9,6 +9,7 @@ import { revokeAllOfClient } from '../db/repositories/consents.js';
 import { revokeEverythingOfClient } from '../db/repositories/oidc-models.js';
 import type { AuditLog } from './audit.js';
 import { assertFapiClientMetadata, withFapiDefaults } from './client-policy.js';
+import type { ClientMetadataCache } from './client-metadata-cache.js';
 import { ConflictError, NotFoundError, ValidationError } from './errors.js';
 import { isStorableText } from './validation.js';
 import type { SecretBox } from './secret-box.js';
@@ -64,13 +65,18 @@ export class ClientService implements ClientStore {
 
   readonly #allowLoopbackRedirects: boolean;
   readonly #audit: AuditLog | undefined;
+  readonly #cache: ClientMetadataCache | undefined;
 
-  constructor(db: Db, secrets: SecretBox, validate: MetadataValidator, { allowLoopbackRedirects = false, audit }: { allowLoopbackRedirects?: boolean; audit?: AuditLog } = {}) {
+  constructor(
+    db: Db, secrets: SecretBox, validate: MetadataValidator,
+    { allowLoopbackRedirects = false, audit, cache }: { allowLoopbackRedirects?: boolean; audit?: AuditLog; cache?: ClientMetadataCache } = {},
+  ) {
     this.#db = db;
     this.#secrets = secrets;
     this.#validate = validate;
     this.#allowLoopbackRedirects = allowLoopbackRedirects;
     this.#audit = audit;
+    this.#cache = cache;
   }
 
   /** The client's grants and tokens go, and its consents become revoked (audited), in `trx`. */
@@ -151,6 +157,7 @@ export class ClientService implements ClientStore {
       if (disabled) await this.#revokeEverything(trx, clientId, 'admin');
       await record(trx);
     });
+    this.#cache?.evict(clientId);
   }
 
   findBySoftwareId(softwareId: string): Promise<ClientRecord | undefined> {
@@ -160,6 +167,10 @@ export class ClientService implements ClientStore {
   async findProviderMetadata(clientId: string): Promise<Record<string, unknown> | undefined> {
     // Request-borne ids (form bodies oidc-provider parses) may hold a NUL: no such client.
     if (!isStorableText(clientId)) return undefined;
+    return this.#cache === undefined ? this.#loadProviderMetadata(clientId) : this.#cache.get(clientId, () => this.#loadProviderMetadata(clientId));
+  }
+
+  async #loadProviderMetadata(clientId: string): Promise<Record<string, unknown> | undefined> {
     const record = await clientsRepo.findClient(this.#db, clientId);
     if (record === undefined || record.disabledAt !== null) return undefined;
     return this.#providerMetadata(record);
@@ -169,7 +180,9 @@ export class ClientService implements ClientStore {
   async saveProviderMetadata(clientId: string, metadata: Record<string, unknown>): Promise<void> {
     const { client_secret: secret, client_id: _id, [PROFILE_METADATA]: _p, [KIND_METADATA]: _k, ...rest } = metadata;
     const secretEnc = typeof secret === 'string' ? this.#secrets.seal(secret, SECRET_PURPOSE) : null;
-    if (!(await clientsRepo.updateClientMetadata(this.#db, clientId, rest, secretEnc))) {
+    const updated = await clientsRepo.updateClientMetadata(this.#db, clientId, rest, secretEnc);
+    this.#cache?.evict(clientId);
+    if (!updated) {
       const softwareId = typeof rest.software_id === 'string' ? rest.software_id : null;
       try {
         await this.#insert({ clientId, metadata: rest, secretEnc, kind: 'tpp', profile: 'fapi2', softwareId });
@@ -187,6 +200,7 @@ export class ClientService implements ClientStore {
       await clientsRepo.deleteClient(trx, clientId);
       await this.#revokeEverything(trx, clientId, 'dcr');
     });
+    this.#cache?.evict(clientId);
   }
 
   #providerMetadata(record: ClientRecord): Record<string, unknown> {

@@ -80,12 +80,14 @@ export class ConsentService {
    * Moves an authorised consent to `to`, if it still is authorised and belongs to `owner`
    * (when given). Returns the consent as it now is, or undefined when nothing changed.
    */
-  async transition(grantId: string, to: ConsentTransition, owner: { userId?: string; clientId?: string; type?: ConsentType }, context: AuditContext): Promise<ConsentRecord | undefined> {
+  async transition(
+    grantId: string, to: ConsentTransition, owner: { userId?: string; clientId?: string; type?: ConsentType }, context: AuditContext, reason?: string,
+  ): Promise<ConsentRecord | undefined> {
     const changed = await this.#db.transaction().execute(async (trx) => {
       const moved = await repo.transitionFromAuthorised(trx, grantId, to, owner, this.#now());
       if (moved === undefined) return undefined;
       await revokeGrantCompletely(trx, grantId);
-      await this.#audit.record({ ...context, clientId: moved.clientId, userId: moved.userId, type: `consent.${to}`, data: { grant_id: grantId, version: moved.version } }, trx);
+      await this.#audit.record({ ...context, clientId: moved.clientId, userId: moved.userId, type: `consent.${to}`, data: { grant_id: grantId, version: moved.version, ...(reason === undefined ? {} : { reason }) } }, trx);
       return moved;
     });
     if (changed !== undefined) this.#metrics?.counters.consents.inc({ status: to });

@@ -1,7 +1,6 @@
 import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 
-import type { Db } from '../db/database.js';
-import { insertUnique } from '../db/repositories/oidc-models.js';
+import { insertUnique, type Prepared } from '../db/repositories/oidc-models.js';
 import { sha256Base64Url } from './secret-box.js';
 
 /** An RFC 7591 registration error: `code` is one of the RFC's error codes. */
@@ -79,13 +78,13 @@ function stringClaim(payload: JWTPayload, name: string, max = 255): string {
  */
 export class SoftwareStatementVerifier {
   readonly #directory: DirectoryConfig;
-  readonly #db: Db;
+  readonly #prepared: Prepared;
   readonly #now: () => Date;
   readonly #keys: ReturnType<typeof createRemoteJWKSet>;
 
-  constructor(directory: DirectoryConfig, db: Db, now: () => Date) {
+  constructor(directory: DirectoryConfig, prepared: Prepared, now: () => Date) {
     this.#directory = directory;
-    this.#db = db;
+    this.#prepared = prepared;
     this.#now = now;
     this.#keys = createRemoteJWKSet(new URL(directory.jwksUri), {
       timeoutDuration: 3000,
@@ -134,7 +133,7 @@ export class SoftwareStatementVerifier {
     }
 
     const statement = this.#claims(payload);
-    const first = await insertUnique(this.#db, 'SoftwareStatementJti', sha256Base64Url(`${payload.iss}:${String(payload.jti)}`),
+    const first = await insertUnique(this.#prepared, 'SoftwareStatementJti', sha256Base64Url(`${payload.iss}:${String(payload.jti)}`),
       { kind: 'SoftwareStatementJti' }, new Date((payload.exp as number) * 1000 + 60_000), now);
     if (!first) throw new RegistrationError('invalid_software_statement', 'software statement was already used (jti)');
     return statement;

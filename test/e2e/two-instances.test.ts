@@ -4,7 +4,8 @@ import * as client from 'openid-client';
 import { startTestApp, type TestApp } from '../support/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { freePort } from '../support/processes.js';
-import { startRoundRobinProxy, type RoundRobinProxy } from '../support/round-robin-proxy.js';
+import { PIN_HEADER, startRoundRobinProxy, type RoundRobinProxy } from '../support/round-robin-proxy.js';
+import { clientAssertion, CLIENT_ASSERTION_TYPE, dpopKeyPair, dpopProof, postForm, registerCraftedClient, registerResourceServer } from '../support/fapi-crafting.js';
 import { authorizeAndRedeem, createCustomer, registerTpp, resourceServer } from '../support/tpp.js';
 
 /**
@@ -100,5 +101,69 @@ describe('DPoP across instances', () => {
     expect(ahead.status).toBe(400);
     expect(await ahead.json()).toMatchObject({ error: 'invalid_dpop_proof' });
     expect((await tokenRequest(await proof({ iat: now() + 10 }))).status).toBe(200);
+  });
+});
+
+describe('state is shared, never stale', () => {
+  const PAIRS = 1000;
+
+  test(`${PAIRS} random pairs: issued on one instance, introspected on either; revoked on one → inactive on the other at its next request`, async () => {
+    const behindProxy = { ...a, url: proxy.url };
+    const machine = await registerCraftedClient(behindProxy, { grantTypes: ['client_credentials'], name: 'Pairs TPP' });
+    const rs = await registerResourceServer(behindProxy);
+    const keys = await dpopKeyPair();
+    const on = (instance: number) => ({ [PIN_HEADER]: String(instance) });
+    const random = () => Math.floor(Math.random() * 2);
+    const introspect = async (token: string, instance: number) => {
+      const response = await postForm(`${proxy.url}/token/introspection`, { token }, { authorization: rs.authorization, ...on(instance) });
+      expect(response.status).toBe(200);
+      return response.body.active === true;
+    };
+    const served = [...proxy.served];
+    const outcomes = { issued: 0, activeBefore: 0, staleAfterRevoke: 0, crossInstanceRevocations: 0 };
+
+    const pair = async () => {
+      const issuer = random();
+      const issued = await postForm(`${proxy.url}/token`, {
+        grant_type: 'client_credentials', scope: 'accounts', client_id: machine.clientId,
+        client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: await clientAssertion(behindProxy, machine),
+      }, { dpop: await dpopProof(keys, { htu: `${proxy.url}/token` }), ...on(issuer) });
+      expect(issued.status).toBe(200);
+      outcomes.issued += 1;
+      const token = String(issued.body.access_token);
+      if (await introspect(token, random())) outcomes.activeBefore += 1;
+      const revoker = random();
+      const revoked = await postForm(`${proxy.url}/token/revocation`, { token, token_type_hint: 'access_token' }, { authorization: rs.authorization, ...on(revoker) });
+      expect(revoked.status).toBe(200);
+      const checker = random();
+      if (checker !== revoker) outcomes.crossInstanceRevocations += 1;
+      if (await introspect(token, checker)) outcomes.staleAfterRevoke += 1;
+    };
+    let next = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => { while (next < PAIRS) { next += 1; await pair(); } }));
+
+    expect(outcomes).toEqual({ issued: PAIRS, activeBefore: PAIRS, staleAfterRevoke: 0, crossInstanceRevocations: expect.any(Number) });
+    expect(outcomes.crossInstanceRevocations).toBeGreaterThan(PAIRS / 4);
+    for (const instance of [0, 1]) expect(proxy.served[instance]! - (served[instance] ?? 0)).toBeGreaterThan(PAIRS);
+  }, 180_000);
+
+  test('a client disabled on one instance is refused by the other (client metadata cache evicted through LISTEN/NOTIFY)', async () => {
+    const behindProxy = { ...a, url: proxy.url };
+    const machine = await registerCraftedClient(behindProxy, { grantTypes: ['client_credentials'], name: 'Disabled TPP' });
+    const keys = await dpopKeyPair();
+    const tokenOn = async (instance: number) => postForm(`${proxy.url}/token`, {
+      grant_type: 'client_credentials', scope: 'accounts', client_id: machine.clientId,
+      client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: await clientAssertion(behindProxy, machine),
+    }, { dpop: await dpopProof(keys, { htu: `${proxy.url}/token` }), [PIN_HEADER]: String(instance) });
+    // B has the client cached now.
+    expect((await tokenOn(1)).status).toBe(200);
+    expect((await tokenOn(1)).status).toBe(200);
+    await a.container.clients.setDisabled(machine.clientId, true, async () => undefined);
+    // The notification reaches B when the change commits; its next requests are refused.
+    const started = Date.now();
+    let status = (await tokenOn(1)).status;
+    while (status === 200 && Date.now() - started < 2000) status = (await tokenOn(1)).status;
+    expect(status).toBe(401);
+    expect(Date.now() - started).toBeLessThan(2000);
   });
 });

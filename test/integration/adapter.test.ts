@@ -7,6 +7,7 @@ import { errors } from 'oidc-provider';
 import { openDatabase, type Database } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { createAdapterFactory } from '../../src/oidc/adapter.js';
+import { RequestScope } from '../../src/oidc/request-scope.js';
 import { SecretBox } from '../../src/services/secret-box.js';
 import type { ClientStore } from '../../src/services/clients.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -16,6 +17,7 @@ let database: Database;
 /** The adapter's clock: tests move it instead of sleeping. */
 let clock = new Date('2030-01-01T00:00:00.000Z');
 let adapterFor: (model: string) => Adapter;
+const scope = new RequestScope();
 
 const clientCalls: string[] = [];
 const clients: ClientStore = {
@@ -35,7 +37,7 @@ beforeAll(async () => {
     pglite: testDb.kind === 'pglite' ? await testDb.pglite() : undefined,
   });
   await migrateToLatest(database.db);
-  const factory = createAdapterFactory({ db: database.db, clients, box: new SecretBox(Buffer.alloc(32, 7).toString('base64')), now: () => clock });
+  const factory = createAdapterFactory({ db: database.db, prepared: database.prepared, scope, clients, box: new SecretBox(Buffer.alloc(32, 7).toString('base64')), now: () => clock });
   adapterFor = (model) => factory(model);
 });
 
@@ -385,7 +387,7 @@ describe('ReplayDetection', () => {
     expect(await adapter.find(id)).toBeUndefined();
     const replay = await adapter.find(id);
     expect(replay).toMatchObject({ kind: 'ReplayDetection', jti: id });
-    expect(replay?.exp).toBe(epoch(clock) + 3600);
+    expect(replay?.exp).toBe(epoch(clock) + 310);
     // The table only knows the hash.
     const rows = await rowsOfModel('ReplayDetection', sha256(id));
     expect(rows).toHaveLength(1);
@@ -404,23 +406,98 @@ describe('ReplayDetection', () => {
     const id = newId();
     const adapter = adapterFor('ReplayDetection');
     expect(await adapter.find(id)).toBeUndefined();
-    advance(3599);
+    advance(309);
     expect(await adapter.find(id)).toBeDefined();
     advance(2);
     expect(await adapter.find(id)).toBeUndefined();
     expect(await adapter.find(id)).toBeDefined();
   });
 
-  test('the expiry oidc-provider saves after find() replaces the provisional one', async () => {
+  test('a save within the provisional expiry (DPoP proofs: 300 s) writes nothing: the row already lives long enough', async () => {
     const id = newId();
     const adapter = adapterFor('ReplayDetection');
     expect(await adapter.find(id)).toBeUndefined();
+    const [before] = await rowsOfModel('ReplayDetection', sha256(id));
     // oidc-provider's ReplayDetection.unique(): find(), then save(exp - now).
-    await adapter.upsert(id, { kind: 'ReplayDetection', jti: id, iss: 'client-1', exp: epoch(clock) + 120, iat: epoch(clock) } as AdapterPayload, 120);
-    advance(119);
+    await adapter.upsert(id, { kind: 'ReplayDetection', jti: id, iss: 'client-1', exp: epoch(clock) + 300, iat: epoch(clock) } as AdapterPayload, 300);
+    expect(await rowsOfModel('ReplayDetection', sha256(id))).toEqual([before]);
+    advance(309);
+    expect(await adapter.find(id)).toBeDefined();
+  });
+
+  test('a longer expiry (an assertion valid for an hour) is written and replaces the provisional one', async () => {
+    const id = newId();
+    const adapter = adapterFor('ReplayDetection');
+    expect(await adapter.find(id)).toBeUndefined();
+    await adapter.upsert(id, { kind: 'ReplayDetection', jti: id, iss: 'client-1', exp: epoch(clock) + 3600, iat: epoch(clock) } as AdapterPayload, 3600);
+    advance(3599);
     expect(await adapter.find(id)).toBeDefined();
     advance(2);
     expect(await adapter.find(id)).toBeUndefined();
+  });
+});
+
+describe('a token read together with its grant', () => {
+  /** Runs `body` as one request would: inside the request scope. */
+  const inRequest = <T>(body: () => Promise<T>): Promise<T> => new Promise((resolve, reject) => {
+    scope.middleware()({} as never, () => body().then(resolve, reject));
+  });
+
+  test('within a request, Grant.find after AccessToken.find is answered from the same read (no second query)', async () => {
+    const { grantId, accessTokens } = await seedGrant();
+    await inRequest(async () => {
+      expect(await adapterFor('AccessToken').find(accessTokens[0]!)).toMatchObject({ grantId });
+      // The grant row goes now: the read-ahead (same snapshot as the token) still answers,
+      // proving Grant.find did not query again …
+      await database.db.deleteFrom('oidc_models').where('model', '=', 'Grant').where('key', '=', sha256(grantId)).execute();
+      expect(await adapterFor('Grant').find(grantId)).toMatchObject({ jti: grantId, kind: 'Grant' });
+      // … once: a second Grant.find in the same request reads the database.
+      expect(await adapterFor('Grant').find(grantId)).toBeUndefined();
+    });
+  });
+
+  test('a token whose grant is gone: Grant.find answers undefined from the read-ahead', async () => {
+    const { grantId, accessTokens } = await seedGrant();
+    await database.db.deleteFrom('oidc_models').where('model', '=', 'Grant').where('key', '=', sha256(grantId)).execute();
+    await inRequest(async () => {
+      expect(await adapterFor('AccessToken').find(accessTokens[0]!)).toMatchObject({ grantId });
+      expect(await adapterFor('Grant').find(grantId)).toBeUndefined();
+    });
+  });
+
+  test('an expired grant is not read ahead as live', async () => {
+    const { grantId, refreshToken } = await seedGrant();
+    await database.db.updateTable('oidc_models').set({ expires_at: new Date(clock.getTime() - 1000) }).where('model', '=', 'Grant').where('key', '=', sha256(grantId)).execute();
+    await inRequest(async () => {
+      expect(await adapterFor('RefreshToken').find(refreshToken)).toMatchObject({ grantId });
+      expect(await adapterFor('Grant').find(grantId)).toBeUndefined();
+    });
+  });
+
+  test('the parallel finds of every token model and the grant lookup after them cost one statement', async () => {
+    const { grantId, accessTokens } = await seedGrant();
+    const statements: string[] = [];
+    const counted = createAdapterFactory({
+      db: database.db, scope, clients, box: new SecretBox(Buffer.alloc(32, 7).toString('base64')), now: () => clock,
+      prepared: (name, text, values) => { statements.push(name); return database.prepared(name, text, values); },
+    });
+    await inRequest(async () => {
+      // oidc-provider's findToken() without a hint: three finds at once, then Grant.find
+      const [access, machine, refresh] = await Promise.all(['AccessToken', 'ClientCredentials', 'RefreshToken'].map((model) => counted(model).find(accessTokens[0]!)));
+      expect(access).toMatchObject({ kind: 'AccessToken', jti: accessTokens[0], grantId });
+      expect(machine).toBeUndefined();
+      expect(refresh).toBeUndefined();
+      expect(await counted('Grant').find(grantId)).toMatchObject({ jti: grantId });
+    });
+    expect(statements).toEqual(['oidc_models_find_token_with_grant']);
+  });
+
+  test('nothing is carried over to another request', async () => {
+    const { grantId, accessTokens } = await seedGrant();
+    await inRequest(() => adapterFor('AccessToken').find(accessTokens[0]!));
+    await database.db.deleteFrom('oidc_models').where('model', '=', 'Grant').where('key', '=', sha256(grantId)).execute();
+    await inRequest(async () => { expect(await adapterFor('Grant').find(grantId)).toBeUndefined(); });
+    expect(await adapterFor('Grant').find(grantId)).toBeUndefined();
   });
 });
 

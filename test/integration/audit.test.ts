@@ -131,6 +131,37 @@ describe('recording and verifying', () => {
   });
 });
 
+describe('group commit of events recorded on their own', () => {
+  test('1,200 events recorded at once are appended in a few transactions, in order, as one valid chain', async () => {
+    let appends = 0;
+    const grouped = new AuditLog(db, () => { appends += 1; return clock; });
+    const before = await count();
+    await Promise.all(Array.from({ length: 1200 }, (_, i) => grouped.record(event(5000 + i, { type: 'test.grouped' }))));
+
+    const stored = (await rows()).filter((r) => r.type === 'test.grouped');
+    expect(stored).toHaveLength(1200);
+    // Queued in call order, appended in that order: request ids ascend with seq.
+    expect(stored.map((r) => r.request_id)).toEqual(Array.from({ length: 1200 }, (_, i) => event(5000 + i).requestId));
+    expect(appends).toBeLessThanOrEqual(4); // ≤ 500 per group
+    expect(await audit.verify()).toEqual({ ok: true, events: before + 1200 });
+  });
+
+  test('an event the database refuses fails alone: the others of its group are still recorded', async () => {
+    const grouped = new AuditLog(db, now);
+    const before = await count();
+    const outcomes = await Promise.allSettled([
+      grouped.record(event(7000, { type: 'test.group-ok' })),
+      // jsonb cannot hold U+0000: PostgreSQL refuses the row (and with it a whole multi-row INSERT)
+      grouped.record(event(7001, { type: 'test.group-bad', data: { text: 'a\u0000b' } })),
+      grouped.record(event(7002, { type: 'test.group-ok' })),
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((await rows()).filter((r) => r.type === 'test.group-ok')).toHaveLength(2);
+    expect(await count()).toBe(before + 2);
+    expect(await audit.verify()).toEqual({ ok: true, events: before + 2 });
+  });
+});
+
 describe('tampering is detected', () => {
   test('changing one row\'s data breaks the chain at that row', async () => {
     const total = await count();

@@ -9,6 +9,7 @@ import { openDatabase, type Database, type Db } from '../../src/db/database.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import { sweepExpired } from '../../src/db/repositories/oidc-models.js';
 import { createAdapterFactory } from '../../src/oidc/adapter.js';
+import { RequestScope } from '../../src/oidc/request-scope.js';
 import { SecretBox } from '../../src/services/secret-box.js';
 import type { ClientStore } from '../../src/services/clients.js';
 import { Sweeper } from '../../src/services/sweeper.js';
@@ -162,7 +163,7 @@ describe('Sweeper.sweepOnce', () => {
   });
 
   test('rows written through the adapter: expired ones go once the clock passes their expiry, live ones stay findable', async () => {
-    const adapterFor = createAdapterFactory({ db: database.db, clients, box: new SecretBox(Buffer.alloc(32, 7).toString('base64')), now });
+    const adapterFor = createAdapterFactory({ db: database.db, prepared: database.prepared, scope: new RequestScope(), clients, box: new SecretBox(Buffer.alloc(32, 7).toString('base64')), now });
     const shortLived = Array.from({ length: 30 }, () => newKey());
     const longLived = Array.from({ length: 10 }, () => newKey());
     const grantId = newKey();

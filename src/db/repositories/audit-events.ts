@@ -26,8 +26,8 @@ export async function lastEvent(trx: Executor): Promise<{ seq: number; hash: str
   return row === undefined ? undefined : { seq: Number(row.seq), hash: row.hash };
 }
 
-export async function insertEvent(trx: Executor, event: StoredAuditEvent): Promise<void> {
-  await trx.insertInto('audit_events').values({
+export async function insertEvents(trx: Executor, events: readonly StoredAuditEvent[]): Promise<void> {
+  await trx.insertInto('audit_events').values(events.map((event) => ({
     seq: event.seq,
     occurred_at: event.occurredAt,
     type: event.type,
@@ -39,7 +39,7 @@ export async function insertEvent(trx: Executor, event: StoredAuditEvent): Promi
     data: JSON.stringify(event.data),
     prev_hash: event.prevHash,
     hash: event.hash,
-  }).execute();
+  }))).execute();
 }
 
 /** Events in chain order, `limit` at a time after `afterSeq`. */

@@ -1,6 +1,9 @@
 import { sql } from 'kysely';
 
-import type { Executor } from '../database.js';
+import type { Database, Executor } from '../database.js';
+
+/** Runs a named prepared statement (Database.prepared): what the hot paths use. */
+export type Prepared = Database['prepared'];
 
 /**
  * Storage of oidc-provider's models. Rows are keyed by (model, key) where key is the
@@ -24,31 +27,82 @@ export interface UpsertInput {
   expiresAt: Date | null;
 }
 
-export async function upsertModel(db: Executor, row: UpsertInput): Promise<void> {
-  await db
-    .insertInto('oidc_models')
-    .values({
-      model: row.model,
-      key: row.key,
-      payload: JSON.stringify(row.payload),
-      grant_id: row.grantId,
-      uid: row.uid,
-      user_code: row.userCode,
-      expires_at: row.expiresAt,
-    })
-    .onConflict((oc) => oc.columns(['model', 'key']).doUpdateSet({
-      payload: (eb) => eb.ref('excluded.payload'),
-      grant_id: (eb) => eb.ref('excluded.grant_id'),
-      uid: (eb) => eb.ref('excluded.uid'),
-      user_code: (eb) => eb.ref('excluded.user_code'),
-      expires_at: (eb) => eb.ref('excluded.expires_at'),
-    }))
-    .execute();
+const UPSERT = `
+  insert into oidc_models (model, key, payload, grant_id, uid, user_code, expires_at)
+  values ($1, $2, $3, $4, $5, $6, $7)
+  on conflict (model, key) do update set
+    payload = excluded.payload, grant_id = excluded.grant_id, uid = excluded.uid,
+    user_code = excluded.user_code, expires_at = excluded.expires_at`;
+
+export async function upsertModel(prepared: Prepared, row: UpsertInput): Promise<void> {
+  await prepared('oidc_models_upsert', UPSERT, [row.model, row.key, JSON.stringify(row.payload), row.grantId, row.uid, row.userCode, row.expiresAt]);
 }
 
-type Lookup = { column: 'key' | 'uid' | 'user_code'; value: string };
+interface ModelRow { payload: Record<string, unknown>; consumed_at: Date | null; expires_at: Date | null }
 
-/** The row, unless it has expired (expired rows are invisible until swept). */
+const FIND_BY_KEY = `
+  select payload, consumed_at, expires_at from oidc_models
+  where model = $1 and key = $2 and (expires_at is null or expires_at > $3)`;
+
+/** The row with this key, unless it has expired (expired rows are invisible until swept). */
+export async function findByKey(prepared: Prepared, model: string, key: string, now: Date): Promise<StoredModel | undefined> {
+  const [row] = await prepared<ModelRow>('oidc_models_find', FIND_BY_KEY, [model, key, now]);
+  return row === undefined ? undefined : { payload: row.payload, consumedAt: row.consumed_at, expiresAt: row.expires_at };
+}
+
+/** The grant row's key computed in SQL exactly as sha256Base64Url computes it in JS. */
+const GRANT_KEY_OF_TOKEN = `rtrim(translate(encode(sha256(convert_to(t.grant_id, 'UTF8')), 'base64'), '+/', '-_'), '=')`;
+
+/** Models whose ids are bearer tokens: a presented token may be any of them. */
+export const TOKEN_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'] as const;
+export type TokenModel = typeof TOKEN_MODELS[number];
+
+const FIND_TOKEN_WITH_GRANT = `
+  select t.model, t.payload, t.consumed_at, t.expires_at, t.grant_id,
+         g.payload as grant_payload, g.consumed_at as grant_consumed_at, g.expires_at as grant_expires_at
+  from oidc_models t
+  left join oidc_models g
+    on g.model = 'Grant' and g.key = ${GRANT_KEY_OF_TOKEN} and (g.expires_at is null or g.expires_at > $2)
+  where t.model in ('AccessToken', 'ClientCredentials', 'RefreshToken') and t.key = $1
+    and (t.expires_at is null or t.expires_at > $2)`;
+
+interface TokenWithGrantRow extends ModelRow {
+  model: TokenModel;
+  grant_id: string | null;
+  grant_payload: Record<string, unknown> | null;
+  grant_consumed_at: Date | null;
+  grant_expires_at: Date | null;
+}
+
+export interface TokenWithGrant {
+  readonly token: StoredModel;
+  /** null when the token names no grant */
+  readonly grantId: string | null;
+  /** null when the token names no grant, or the grant is gone or expired */
+  readonly grant: StoredModel | null;
+}
+
+/**
+ * Whatever live token has this key, of any token model, each with the live grant it
+ * belongs to: one statement (one round trip, one snapshot) for what oidc-provider looks up
+ * as two or three parallel finds (introspection, revocation) followed by its grant.
+ */
+export async function findTokenWithGrant(prepared: Prepared, key: string, now: Date): Promise<Partial<Record<TokenModel, TokenWithGrant>>> {
+  const rows = await prepared<TokenWithGrantRow>('oidc_models_find_token_with_grant', FIND_TOKEN_WITH_GRANT, [key, now]);
+  const found: Partial<Record<TokenModel, TokenWithGrant>> = {};
+  for (const row of rows) {
+    found[row.model] = {
+      token: { payload: row.payload, consumedAt: row.consumed_at, expiresAt: row.expires_at },
+      grantId: row.grant_id,
+      grant: row.grant_payload === null ? null : { payload: row.grant_payload, consumedAt: row.grant_consumed_at, expiresAt: row.grant_expires_at },
+    };
+  }
+  return found;
+}
+
+type Lookup = { column: 'uid' | 'user_code'; value: string };
+
+/** The row found by uid or user code, unless it has expired. */
 export async function findModel(db: Executor, model: string, by: Lookup, now: Date): Promise<StoredModel | undefined> {
   const row = await db
     .selectFrom('oidc_models')
@@ -66,17 +120,13 @@ export async function findModel(db: Executor, model: string, by: Lookup, now: Da
  * Marks the row consumed if, and only if, nobody did before. Returns false when the row
  * is missing, expired or already consumed: exactly one of any number of racers gets true.
  */
-export async function consumeModel(db: Executor, model: string, key: string, now: Date): Promise<boolean> {
-  const rows = await db
-    .updateTable('oidc_models')
-    .set({ consumed_at: now })
-    .where('model', '=', model)
-    .where('key', '=', key)
-    .where('consumed_at', 'is', null)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
-    .returning('key')
-    .execute();
-  return rows.length === 1;
+const CONSUME = `
+  update oidc_models set consumed_at = $3
+  where model = $1 and key = $2 and consumed_at is null and (expires_at is null or expires_at > $3)
+  returning key`;
+
+export async function consumeModel(prepared: Prepared, model: string, key: string, now: Date): Promise<boolean> {
+  return (await prepared('oidc_models_consume', CONSUME, [model, key, now])).length === 1;
 }
 
 export async function grantIdOf(db: Executor, model: string, key: string): Promise<string | null> {
@@ -122,23 +172,21 @@ export async function revokeGrantCompletely(db: Executor, grantId: string): Prom
  * call recorded it (first use), false when it was already there (replay). An expired
  * row is taken over, since its window has passed.
  */
+const INSERT_UNIQUE = `
+  insert into oidc_models (model, key, payload, expires_at) values ($1, $2, $3, $4)
+  on conflict (model, key) do update set payload = excluded.payload, expires_at = excluded.expires_at, consumed_at = null
+    where oidc_models.expires_at <= $5
+  returning key`;
+
 export async function insertUnique(
-  db: Executor,
+  prepared: Prepared,
   model: string,
   key: string,
   payload: Record<string, unknown>,
   expiresAt: Date,
   now: Date,
 ): Promise<boolean> {
-  const rows = await db
-    .insertInto('oidc_models')
-    .values({ model, key, payload: JSON.stringify(payload), expires_at: expiresAt })
-    .onConflict((oc) => oc.columns(['model', 'key'])
-      .doUpdateSet({ payload: (eb) => eb.ref('excluded.payload'), expires_at: (eb) => eb.ref('excluded.expires_at'), consumed_at: null })
-      .where('oidc_models.expires_at', '<=', now))
-    .returning('key')
-    .execute();
-  return rows.length === 1;
+  return (await prepared('oidc_models_insert_unique', INSERT_UNIQUE, [model, key, JSON.stringify(payload), expiresAt, now])).length === 1;
 }
 
 /**
