@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 /**
  * Environment → one frozen, validated Config. Every key is documented in README
  * ("Configuration"). Parsing never reads the process environment directly: callers
@@ -19,6 +20,12 @@ export interface Argon2Params {
   /** iterations (≥ 2) */
   readonly timeCost: number;
   readonly parallelism: number;
+  /**
+   * argon2 computations in flight at once; more wait their turn. argon2 and every
+   * signature (jose, WebCrypto) share libuv's thread pool: bounding the hashes keeps
+   * threads free for the token and introspection paths during a burst of sign-ins.
+   */
+  readonly maxConcurrent: number;
 }
 
 export interface TlsConfig {
@@ -253,6 +260,7 @@ export function loadConfig(env: Env): Config {
       memoryCost: integer(env, 'ARGON2_MEMORY_KIB', 19456, 19456, 4194304),
       timeCost: integer(env, 'ARGON2_TIME_COST', 2, 2, 100),
       parallelism: integer(env, 'ARGON2_PARALLELISM', 1, 1, 16),
+      maxConcurrent: integer(env, 'ARGON2_MAX_CONCURRENT', Math.max(1, availableParallelism() - 1), 1, 64),
     }),
     accessTokenTtl: integer(env, 'ACCESS_TOKEN_TTL', 600, 30, 86400),
     refreshTokenTtl: integer(env, 'REFRESH_TOKEN_TTL', 90 * 86400, 60, 180 * 86400),

@@ -45,6 +45,8 @@ export function serverEnv(databaseUrl: string, port: number, adminPort: number, 
     // Rate limiting stays on (it is part of every request's cost) with budgets no run reaches.
     ...Object.fromEntries(['SIGNIN', 'PAR', 'TOKEN', 'REGISTRATION', 'INTROSPECTION', 'REVOCATION', 'USERINFO', 'GRANTS', 'PAGES'].map((c) => [`RATE_LIMIT_${c}`, generous])),
     SIGNIN_IP_MAX_FAILURES: '100000',
+    // Passed through so that a run can compare settings (e.g. ARGON2_MAX_CONCURRENT=64: unbounded).
+    ...Object.fromEntries(['ARGON2_MAX_CONCURRENT', 'DATABASE_POOL_MAX', 'UV_THREADPOOL_SIZE'].filter((name) => process.env[name] !== undefined).map((name) => [name, process.env[name]!])),
   };
 }
 

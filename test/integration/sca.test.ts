@@ -34,7 +34,7 @@ let database: Database;
 let db: Db;
 let clock = new Date(BASE_STEP * TOTP_PERIOD * 1000);
 const now = (): Date => clock;
-const passwords = new CountingHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+const passwords = new CountingHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1, maxConcurrent: 2 });
 let audit: AuditLog;
 let totp: TotpService;
 let authentication: AuthenticationService;

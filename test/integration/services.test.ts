@@ -20,7 +20,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 let testDb: TestDatabase;
 let database: Database;
 const box = new SecretBox(Buffer.alloc(32, 7).toString('base64'));
-const passwords = new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+const passwords = new PasswordHasher({ memoryCost: 19456, timeCost: 2, parallelism: 1, maxConcurrent: 2 });
 let customers: CustomerService;
 let clientService: ClientService;
 let authentication: AuthenticationService;

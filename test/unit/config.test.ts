@@ -79,6 +79,7 @@ describe('loadConfig defaults', () => {
       FETCH_ALLOW_PRIVATE_NETWORKS: 'true',
       ARGON2_MEMORY_KIB: '65536',
       ARGON2_TIME_COST: '3',
+      ARGON2_MAX_CONCURRENT: '3',
       TRUSTED_PROXY_CERT_HEADER: 'X-Client-Cert',
       SSA_ISSUER: 'directory',
       SSA_JWKS_URI: 'https://directory.example/jwks',
@@ -92,7 +93,7 @@ describe('loadConfig defaults', () => {
     expect(config.dataDir).toBe('/var/lib/portcullis');
     expect(config.logLevel).toBe('debug');
     expect(config.fetchAllowPrivateNetworks).toBe(true);
-    expect(config.argon2).toEqual({ memoryCost: 65536, timeCost: 3, parallelism: 1 });
+    expect(config.argon2).toEqual({ memoryCost: 65536, timeCost: 3, parallelism: 1, maxConcurrent: 3 });
     expect(config.trustedProxyCertHeader).toBe('x-client-cert');
     expect(config.ssa).toEqual({ issuer: 'directory', jwksUri: 'https://directory.example/jwks', maxAgeSeconds: 86400, jwksCooldownSeconds: 30 });
     expect(config.tls).toEqual({ certFile: '/tls/cert.pem', keyFile: '/tls/key.pem', clientCaFile: '/tls/ca.pem' });
