@@ -221,6 +221,8 @@ export function loadConfig(env: Env): Config {
 
   const rateLimitsDisabled = boolean(env, 'RATE_LIMITS_DISABLED');
   if (production && rateLimitsDisabled) fail('RATE_LIMITS_DISABLED', 'false when NODE_ENV=production');
+  // Test-only crash points (failpoints.ts): never in production.
+  if (production && (env.PORTCULLIS_FAILPOINTS ?? '') !== '') fail('PORTCULLIS_FAILPOINTS', 'unset when NODE_ENV=production');
   const rateLimits = parseRateLimits(env, fail);
 
   const logLevel = text(env, 'LOG_LEVEL') ?? 'info';

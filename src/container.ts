@@ -138,7 +138,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     const clients = new ClientService(db, box, async (metadata) => {
       if (providers === undefined) throw new Error('provider not ready');
       await providers.current.Client.validate(metadata as never);
-    }, { allowLoopbackRedirects: config.allowLoopbackRedirects, audit, cache: clientCache });
+    }, { allowLoopbackRedirects: config.allowLoopbackRedirects, audit, cache: clientCache, requestContext: () => requestScope.context() });
     const buildProvider = async (): Promise<Provider> => {
       const provider = new Provider(config.issuer, buildProviderConfiguration({
         config, db, prepared: database.prepared, scope: requestScope, box, clients, customers, views, now,

@@ -10,6 +10,7 @@ import {
 } from '../services/authorization-details.js';
 import type { BankAccount, CustomerService } from '../services/customers.js';
 import type { ConsentService } from '../services/consents.js';
+import { failpoint } from '../failpoints.js';
 import type { PaymentScaService } from '../services/payment-sca.js';
 import type { Details, InteractionKit } from './kit.js';
 
@@ -144,6 +145,7 @@ export function registerConsent(router: Router, deps: ConsentDeps): void {
     const approved = approve(details, chosen, debtor);
     for (const detail of approved) grant.addRar(detail as never);
     const grantId = await grant.save();
+    failpoint('consent.grant-saved');
     if (payment !== undefined && !(await paymentSca.bindToGrant(flowId, accountId, details, grantId))) {
       await provider.Grant.adapter.destroy(grantId);
       throw new HttpError(409, 'PAYMENT_SCA_USED', 'This payment confirmation was already used. Go back to the app and start again.');
@@ -155,6 +157,7 @@ export function registerConsent(router: Router, deps: ConsentDeps): void {
       grantId, clientId, userId: accountId, scopes: scopes.join(' '), details: approved,
       expiresAt: new Date(now.getTime() + lifetime * 1000),
     }, { ...kit.auditContext(ctx, interaction), userId: accountId });
+    failpoint('consent.recorded');
     await kit.finish(ctx, { consent: { grantId } });
   });
 }

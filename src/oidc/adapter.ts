@@ -2,6 +2,7 @@ import type { Adapter, AdapterFactory, AdapterPayload } from 'oidc-provider';
 import { errors } from 'oidc-provider';
 
 import type { Executor } from '../db/database.js';
+import { failpoint } from '../failpoints.js';
 import * as models from '../db/repositories/oidc-models.js';
 import type { RequestScope } from './request-scope.js';
 import type { ClientStore } from '../services/clients.js';
@@ -143,7 +144,10 @@ class ModelAdapter implements Adapter {
 
   async consume(id: string): Promise<void> {
     const key = sha256Base64Url(id);
-    if (await models.consumeModel(this.#deps.prepared, this.#model, key, this.#deps.now())) return;
+    if (await models.consumeModel(this.#deps.prepared, this.#model, key, this.#deps.now())) {
+      if (this.#model === 'AuthorizationCode') failpoint('code.consumed');
+      return;
+    }
 
     if (this.#model === 'PushedAuthorizationRequest') {
       throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');

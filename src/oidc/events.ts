@@ -6,9 +6,10 @@ import type { AuditEvent, AuditLog } from '../services/audit.js';
 type ProviderEventContext = { ip?: string; state?: { requestId?: unknown } } | undefined;
 
 /**
- * oidc-provider's events → the audit trail: client registration and its management,
- * tokens issued (token endpoint) and revoked (revocation endpoint). Events fire after oidc-provider's own writes, so these
- * records follow (not share) the change's transaction; a failure to record is logged.
+ * oidc-provider's events → the audit trail: tokens issued (token endpoint) and revoked
+ * (revocation endpoint). Events fire after oidc-provider's own writes, so these records
+ * follow (not share) the change's transaction; a failure to record is logged. Client
+ * registration and its management are audited with the client row itself (clients.ts).
  */
 export function auditProviderEvents(provider: Provider, audit: AuditLog, log: Logger): void {
   const record = (ctx: ProviderEventContext, event: AuditEvent) => {
@@ -17,9 +18,6 @@ export function auditProviderEvents(provider: Provider, audit: AuditLog, log: Lo
   };
   const clientIdOf = (client: unknown) => (client as { clientId?: string } | undefined)?.clientId;
 
-  provider.on('registration_create.success', (ctx, client) => record(ctx as ProviderEventContext, { type: 'client.registered', actor: 'dcr', clientId: clientIdOf(client), data: { software_id: (client as { software_id?: string }).software_id } }));
-  provider.on('registration_update.success', (ctx, client) => record(ctx as ProviderEventContext, { type: 'client.updated', actor: 'dcr', clientId: clientIdOf(client) }));
-  provider.on('registration_delete.success', (ctx, client) => record(ctx as ProviderEventContext, { type: 'client.deleted', actor: 'dcr', clientId: clientIdOf(client) }));
 
   provider.on('grant.success', (ctx) => {
     const oidc = (ctx as unknown as { oidc?: { client?: unknown; params?: { grant_type?: unknown }; entities?: Record<string, { accountId?: string; grantId?: string } | undefined> } }).oidc;

@@ -8,24 +8,39 @@ import type { Context, Next } from 'koa';
  * parallel finds and the `Grant.find` that follow in the same request. A stashed row is
  * taken once; nothing outlives its request, so nothing can be served stale to a later one.
  */
-export class RequestScope {
-  readonly #storage = new AsyncLocalStorage<Map<string, unknown>>();
+interface Store {
+  readonly rows: Map<string, unknown>;
+  /** who is asking: for audit events written below oidc-provider (the client adapter) */
+  readonly context: { readonly ip: string; readonly requestId: string | undefined };
+}
 
+export class RequestScope {
+  readonly #storage = new AsyncLocalStorage<Store>();
+
+  /** Must run after the request id is assigned. */
   middleware() {
-    return (_ctx: Context, next: Next): Promise<void> => this.#storage.run(new Map(), next);
+    return (ctx: Context, next: Next): Promise<void> => this.#storage.run({
+      rows: new Map(),
+      context: { ip: ctx.ip, requestId: typeof ctx.state.requestId === 'string' ? ctx.state.requestId : undefined },
+    }, next);
+  }
+
+  /** The current request's client IP and request id (undefined outside a request). */
+  context(): Store['context'] | undefined {
+    return this.#storage.getStore()?.context;
   }
 
   /** Remembers `value` for this request (outside a request: does nothing). */
   stash(key: string, value: unknown): void {
-    this.#storage.getStore()?.set(key, value);
+    this.#storage.getStore()?.rows.set(key, value);
   }
 
   /** The stashed value, once: `found` is false when nothing was stashed under `key`. */
   take(key: string): { found: true; value: unknown } | { found: false } {
-    const store = this.#storage.getStore();
-    if (store === undefined || !store.has(key)) return { found: false };
-    const value = store.get(key);
-    store.delete(key);
+    const rows = this.#storage.getStore()?.rows;
+    if (rows === undefined || !rows.has(key)) return { found: false };
+    const value = rows.get(key);
+    rows.delete(key);
     return { found: true, value };
   }
 }

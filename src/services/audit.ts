@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 
 import type { Db, Executor } from '../db/database.js';
 import * as auditRepo from '../db/repositories/audit-events.js';
+import { failpoint } from '../failpoints.js';
 import type { StoredAuditEvent } from '../db/repositories/audit-events.js';
 
 /** Who did what, from where: every audit event names these (DESIGN: services get them passed in). */
@@ -118,6 +119,7 @@ export class AuditLog {
   async #append(trx: Executor, events: readonly AuditEvent[]): Promise<void> {
     await auditRepo.lockChain(trx);
     const last = await auditRepo.lastEvent(trx);
+    failpoint('audit.appending');
     let seq = last?.seq ?? 0;
     let prevHash = last?.hash ?? GENESIS;
     const occurredAt = new Date(Math.floor(this.#now().getTime()));

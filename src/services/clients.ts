@@ -7,7 +7,8 @@ import { errors } from 'oidc-provider';
 
 import { revokeAllOfClient } from '../db/repositories/consents.js';
 import { revokeEverythingOfClient } from '../db/repositories/oidc-models.js';
-import type { AuditLog } from './audit.js';
+import type { AuditContext, AuditLog } from './audit.js';
+import { failpoint } from '../failpoints.js';
 import { assertFapiClientMetadata, withFapiDefaults } from './client-policy.js';
 import type { ClientMetadataCache } from './client-metadata-cache.js';
 import { ConflictError, NotFoundError, ValidationError } from './errors.js';
@@ -66,10 +67,14 @@ export class ClientService implements ClientStore {
   readonly #allowLoopbackRedirects: boolean;
   readonly #audit: AuditLog | undefined;
   readonly #cache: ClientMetadataCache | undefined;
+  readonly #requestContext: (() => AuditContext | undefined) | undefined;
 
+  /** `requestContext`: the IP and request id of the request being served, for audit events. */
   constructor(
     db: Db, secrets: SecretBox, validate: MetadataValidator,
-    { allowLoopbackRedirects = false, audit, cache }: { allowLoopbackRedirects?: boolean; audit?: AuditLog; cache?: ClientMetadataCache } = {},
+    { allowLoopbackRedirects = false, audit, cache, requestContext }: {
+      allowLoopbackRedirects?: boolean; audit?: AuditLog; cache?: ClientMetadataCache; requestContext?: () => AuditContext | undefined;
+    } = {},
   ) {
     this.#db = db;
     this.#secrets = secrets;
@@ -77,6 +82,7 @@ export class ClientService implements ClientStore {
     this.#allowLoopbackRedirects = allowLoopbackRedirects;
     this.#audit = audit;
     this.#cache = cache;
+    this.#requestContext = requestContext;
   }
 
   /** The client's grants and tokens go, and its consents become revoked (audited), in `trx`. */
@@ -176,29 +182,42 @@ export class ClientService implements ClientStore {
     return this.#providerMetadata(record);
   }
 
-  /** oidc-provider's write (dynamic registration and its updates): always a fapi2 TPP. */
+  /**
+   * oidc-provider's write (dynamic registration and its updates): always a fapi2 TPP. The
+   * row and its audit event (client.registered / client.updated) commit together.
+   */
   async saveProviderMetadata(clientId: string, metadata: Record<string, unknown>): Promise<void> {
     const { client_secret: secret, client_id: _id, [PROFILE_METADATA]: _p, [KIND_METADATA]: _k, ...rest } = metadata;
     const secretEnc = typeof secret === 'string' ? this.#secrets.seal(secret, SECRET_PURPOSE) : null;
-    const updated = await clientsRepo.updateClientMetadata(this.#db, clientId, rest, secretEnc);
-    this.#cache?.evict(clientId);
-    if (!updated) {
-      const softwareId = typeof rest.software_id === 'string' ? rest.software_id : null;
-      try {
-        await this.#insert({ clientId, metadata: rest, secretEnc, kind: 'tpp', profile: 'fapi2', softwareId });
-      } catch (error) {
-        // Two registrations of one software_id raced past the gate's check: one wins.
-        if (error instanceof ConflictError) throw new errors.InvalidClientMetadata(`software_id ${softwareId ?? ''} is already registered`);
-        throw error;
-      }
+    const softwareId = typeof rest.software_id === 'string' ? rest.software_id : null;
+    const context = { actor: 'dcr', clientId, ...this.#requestContext?.() };
+    let created: boolean;
+    try {
+      created = await this.#db.transaction().execute(async (trx) => {
+        if (await clientsRepo.updateClientMetadata(trx, clientId, rest, secretEnc)) {
+          await this.#audit?.record({ ...context, type: 'client.updated' }, trx);
+          return false;
+        }
+        await clientsRepo.insertClient(trx, { clientId, metadata: rest, secretEnc, kind: 'tpp', profile: 'fapi2', softwareId });
+        await this.#audit?.record({ ...context, type: 'client.registered', data: { software_id: softwareId } }, trx);
+        return true;
+      });
+    } catch (error) {
+      // Two registrations of one software_id raced past the gate's check: one wins.
+      if ((error as { code?: unknown }).code === '23505') throw new errors.InvalidClientMetadata(`software_id ${softwareId ?? ''} is already registered`);
+      throw error;
+    } finally {
+      this.#cache?.evict(clientId);
     }
+    if (created) failpoint('registration.client-saved');
   }
 
-  /** Removes the client and, in the same transaction, every token and code it holds; its consents become revoked. */
+  /** Removes the client (audited) and, in the same transaction, every token and code it holds; its consents become revoked. */
   async deleteClient(clientId: string): Promise<void> {
     await this.#db.transaction().execute(async (trx) => {
       await clientsRepo.deleteClient(trx, clientId);
       await this.#revokeEverything(trx, clientId, 'dcr');
+      await this.#audit?.record({ actor: 'dcr', clientId, ...this.#requestContext?.(), type: 'client.deleted' }, trx);
     });
     this.#cache?.evict(clientId);
   }

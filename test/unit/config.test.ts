@@ -275,6 +275,10 @@ describe('loadConfig with NODE_ENV=production', () => {
     expectRejects({ ...PRODUCTION_ENV, FETCH_ALLOW_PRIVATE_NETWORKS: '1' }, 'FETCH_ALLOW_PRIVATE_NETWORKS');
   });
 
+  test('refuses test-only failpoints (PORTCULLIS_FAILPOINTS)', () => {
+    expectRejects({ ...PRODUCTION_ENV, PORTCULLIS_FAILPOINTS: 'code.consumed' }, 'PORTCULLIS_FAILPOINTS');
+  });
+
   test('the same gaps are accepted outside production', () => {
     const config = loadConfig({ NODE_ENV: 'development', ISSUER: 'http://auth.example.com', FETCH_ALLOW_PRIVATE_NETWORKS: 'true' });
     expect(config.production).toBe(false);
