@@ -10,6 +10,7 @@ import type { Config } from './config.js';
 import type { Database } from './db/database.js';
 import type { Csrf } from './http/csrf.js';
 import type { RequestScope } from './oidc/request-scope.js';
+import { answerProviderOutages } from './http/database-unavailable.js';
 import { errorHandler, HttpError } from './http/errors.js';
 import { requireIssuerHost } from './http/host-guard.js';
 import { rejectMalformedUrls } from './http/url-guard.js';
@@ -73,7 +74,7 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
  *                          the request metrics per request (final status, 429s included)
  *   2. security headers    CSP, framing, no-store
  *   3. error envelope      no internals in any response; NUL / malformed URL → 400;
- *                          a Host other than the issuer's → 421
+ *                          a Host other than the issuer's → 421; database down → 503
  *   4. rate limits         per endpoint class, by client or IP (never reads the body)
  *   5. health              /healthz (process), /readyz (database)
  *      static              the one stylesheet
@@ -86,6 +87,7 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
  *                          authorization requests that were not pushed refused (no redirect);
  *                          registrations checked against their software statement
  *   8. oidc-provider       every protocol endpoint; mounted last, no body parser before it
+ *   (7 and 8 sit inside a database-outage guard: 503 temporarily_unavailable, RFC 6749 form)
  */
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: false });
@@ -131,6 +133,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(grants.routes());
   app.use(dashboard.routes());
   app.use(dashboard.allowedMethods({ throw: true, notImplemented: () => new HttpError(405, 'METHOD_NOT_ALLOWED', 'method not allowed'), methodNotAllowed: () => new HttpError(405, 'METHOD_NOT_ALLOWED', 'method not allowed') }));
+  app.use(answerProviderOutages(() => deps.providers.current, deps.views, deps.log));
   app.use(adjustDiscovery);
   app.use(clientMismatchIsInvalidClient);
   app.use(addGrantIdToTokenResponse);

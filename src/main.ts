@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
 import { createAdminApp } from './admin/app.js';
 import { createApp } from './app.js';
@@ -11,6 +11,35 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => { server.off('error', reject); resolve(); });
+  });
+}
+
+/** How long a stop waits for requests in flight before closing their connections. */
+const DRAIN_GRACE_MS = 10_000;
+
+/**
+ * Graceful stop for one server: refuse new connections, let every request in flight finish,
+ * and close each connection as soon as it is idle. Node's close() alone keeps serving a
+ * client that reuses a keep-alive connection until it pauses for keepAliveTimeout, so
+ * answers during the drain say `Connection: close`. After `graceMs` whatever is left is cut.
+ */
+function drainable(server: Server): (graceMs: number) => Promise<void> {
+  const open = new Set<ServerResponse>();
+  let draining = false;
+  server.prependListener('request', (_request: IncomingMessage, response: ServerResponse) => {
+    if (draining) response.setHeader('Connection', 'close');
+    open.add(response);
+    response.once('close', () => {
+      open.delete(response);
+      if (draining) setImmediate(() => server.closeIdleConnections());
+    });
+  });
+  return (graceMs) => new Promise((resolve) => {
+    draining = true;
+    for (const response of open) if (!response.headersSent) response.setHeader('Connection', 'close');
+    server.close(() => resolve());
+    server.closeIdleConnections();
+    setTimeout(() => server.closeAllConnections(), graceMs).unref();
   });
 }
 
@@ -32,8 +61,10 @@ async function main(): Promise<void> {
   const app = createApp(container);
   const server = createPublicServer(config);
   server.on('request', app.callback());
+  const drainPublic = drainable(server);
   await listen(server, config.port, config.host);
   const adminServer = createServer(createAdminApp(container).callback());
+  const drainAdmin = drainable(adminServer);
   await listen(adminServer, config.adminPort, config.adminHost);
   container.sweeper.start(config.sweepIntervalSeconds);
   container.keyRefresher.start(config.keys.refreshSeconds);
@@ -48,12 +79,14 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'draining');
     // Stop accepting, let in-flight requests finish, then close the database.
-    adminServer.close();
-    server.close(() => {
-      void container.close().finally(() => { releaseLock(); process.exit(0); });
-    });
-    server.closeIdleConnections();
-    setTimeout(() => { server.closeAllConnections(); }, 10_000).unref();
+    void Promise.all([drainPublic(DRAIN_GRACE_MS), drainAdmin(DRAIN_GRACE_MS)])
+      .then(() => container.close())
+      .catch((error: unknown) => log.error({ err: error }, 'closing the database failed'))
+      .finally(() => {
+        log.info({ signal }, 'stopped');
+        releaseLock();
+        process.exit(0);
+      });
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

@@ -2,6 +2,7 @@ import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 
 import { ConflictError, NotFoundError, ValidationError } from '../services/errors.js';
+import { isDatabaseUnavailable, respondUnavailable } from './database-unavailable.js';
 import type { Views } from './views.js';
 
 /** An HTTP error with a stable code and a message safe to show. */
@@ -36,16 +37,23 @@ function describe(error: unknown): Described {
 /**
  * Turns every error thrown below into a response without internals: JSON
  * `{"error":{code,message,request_id}}` for API callers, the error page for browsers
- * (JSON only when no views are given: the admin API).
- * oidc-provider renders its own errors in RFC 6749 form and does not reach here.
+ * (JSON only when no views are given: the admin API). A database outage is a 503
+ * SERVICE_UNAVAILABLE with Retry-After, never a 500.
+ * oidc-provider renders its own errors in RFC 6749 form and does not reach here
+ * (see answerProviderOutages for its database outages).
  */
 export function errorHandler(views: Views | undefined, log: Logger) {
   return async function handleErrors(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
     } catch (error) {
-      const described = describe(error);
       const requestId = String(ctx.state.requestId ?? '');
+      if (isDatabaseUnavailable(error)) {
+        log.warn({ err: error, requestId }, 'database unavailable');
+        respondUnavailable(ctx, views !== undefined && ctx.accepts('html', 'json') === 'html' ? 'html' : 'json', views);
+        return;
+      }
+      const described = describe(error);
       if (described.status >= 500) log.error({ err: error, requestId }, 'request failed');
       ctx.status = described.status;
       if (views !== undefined && ctx.accepts('html', 'json') === 'html') {

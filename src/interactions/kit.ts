@@ -3,6 +3,7 @@ import type Provider from 'oidc-provider';
 import type { InteractionResults } from 'oidc-provider';
 
 import type { Csrf } from '../http/csrf.js';
+import { isDatabaseUnavailable } from '../http/database-unavailable.js';
 import { HttpError } from '../http/errors.js';
 import type { Views } from '../http/views.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
@@ -31,7 +32,9 @@ export class InteractionKit {
     let interaction: Details;
     try {
       interaction = await this.provider.interactionDetails(ctx.req, ctx.res);
-    } catch {
+    } catch (error) {
+      // An interaction we could not read (database down) has not expired: 503, try again.
+      if (isDatabaseUnavailable(error)) throw error;
       throw new HttpError(400, 'INTERACTION_EXPIRED', 'This sign-in link has expired or was opened in another browser. Go back to the app and start again.');
     }
     if (interaction.uid !== ctx.params.uid) {
