@@ -8,8 +8,21 @@ import { HttpError } from '../http/errors.js';
 import type { Views } from '../http/views.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
 import type { AuditContext } from '../services/audit.js';
+import { isStorableJson, isStorableText } from '../services/validation.js';
 
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+/** A request parameter PostgreSQL can store: JSON-valued ones (claims, authorization_details) parsed. */
+function isStorableParam(value: unknown): boolean {
+  if (typeof value !== 'string') return isStorableJson(value);
+  if (!isStorableText(value)) return false;
+  if (!/^\s*[[{]/.test(value)) return true;
+  try {
+    return isStorableJson(JSON.parse(value));
+  } catch {
+    return true; // not JSON: stored as the (storable) string it is
+  }
+}
 
 /** What every interaction step needs: the current provider, pages, CSRF. */
 export class InteractionKit {
@@ -39,6 +52,12 @@ export class InteractionKit {
     }
     if (interaction.uid !== ctx.params.uid) {
       throw new HttpError(400, 'INTERACTION_STEP_MISMATCH', 'This step is not expected now. Go back to the app and start again.');
+    }
+    // A pushed request can carry NUL or malformed Unicode (nonce, claims, … in a form or a
+    // request object). oidc-provider stores some parameters with the authorization code,
+    // where PostgreSQL refuses them: a 500 after consent. Refuse before anyone signs in.
+    if (!Object.entries(interaction.params).every(([name, value]) => isStorableText(name) && isStorableParam(value))) {
+      throw new HttpError(400, 'INVALID_REQUEST_CHARACTERS', 'This request contains characters we cannot accept. Go back to the app and start again.');
     }
     return interaction;
   }

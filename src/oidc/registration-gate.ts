@@ -5,6 +5,7 @@ import type { ClientService } from '../services/clients.js';
 import type { ProviderHolder } from './provider-holder.js';
 import { registrationMetadata } from '../services/registration.js';
 import { RegistrationError, type SoftwareStatementVerifier } from '../services/software-statements.js';
+import { isStorableJson } from '../services/validation.js';
 
 const parseJson = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
 
@@ -72,6 +73,11 @@ export function registrationGate(deps: { verifier: SoftwareStatementVerifier | u
     if (depthOf(body) > MAX_JSON_DEPTH) {
       return reject(ctx, new RegistrationError('invalid_client_metadata', `the request body is nested deeper than ${MAX_JSON_DEPTH} levels`));
     }
+    // NUL or malformed Unicode anywhere (even in a member RFC 7591 lets us ignore) is a 400:
+    // stored as client metadata, PostgreSQL would refuse it with an error (a 500).
+    if (!isStorableJson(body)) {
+      return reject(ctx, new RegistrationError('invalid_client_metadata', 'the request body contains a NUL character or malformed Unicode'));
+    }
 
     try {
       const request = body as Record<string, unknown>;
@@ -93,6 +99,8 @@ export function registrationGate(deps: { verifier: SoftwareStatementVerifier | u
         }
         metadata.client_id = clientId;
       }
+      // The software statement's claims are stored too (client_name, org_id, …).
+      if (!isStorableJson(metadata)) throw new RegistrationError('invalid_software_statement', 'the software statement contains a NUL character or malformed Unicode');
       (ctx.request as { body?: unknown }).body = metadata;
     } catch (error) {
       if (error instanceof RegistrationError) return reject(ctx, error);

@@ -30,3 +30,19 @@ export function normaliseIban(value: string): string {
 export function isStorableText(value: string): boolean {
   return value.isWellFormed() && !value.includes('\u0000');
 }
+
+/** Nesting a stored JSON value may have (client metadata, claims and authorization details are shallow). */
+const MAX_STORABLE_JSON_DEPTH = 32;
+
+/**
+ * Whether a parsed JSON value can be stored as jsonb: every string and every member name
+ * is storable text (PostgreSQL refuses \u0000 and lone surrogates in jsonb with an error),
+ * nested at most 32 deep (deeper is refused here rather than exhaust a stack).
+ */
+export function isStorableJson(value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return isStorableText(value);
+  if (value === null || typeof value !== 'object') return true;
+  if (depth >= MAX_STORABLE_JSON_DEPTH) return false;
+  if (Array.isArray(value)) return value.every((item) => isStorableJson(item, depth + 1));
+  return Object.entries(value).every(([name, item]) => isStorableText(name) && isStorableJson(item, depth + 1));
+}

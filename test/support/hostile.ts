@@ -1,7 +1,10 @@
 import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 
+import { sql, type Kysely } from 'kysely';
 import type { CookieJar } from 'tough-cookie';
+
+import type { DB } from '../../src/db/schema.js';
 
 /**
  * A recorder for hostile-input tests: sends requests three ways (fetch; node:http for bytes
@@ -32,6 +35,8 @@ export interface Exchange {
    * is still writing, the kernel may reset the connection before the 431 is read.
    */
   readonly oversizedHeaders?: boolean;
+  /** wall-clock time from sending to the whole response (a time-based injection shows here) */
+  readonly durationMs?: number;
 }
 
 /** Where requests go: a base URL (http://127.0.0.1:port) and an optional path prefix. */
@@ -99,7 +104,9 @@ export function inspect(exchange: Exchange): string[] {
   if (exchange.headers['x-injected'] !== undefined) problems.push(`injected header X-Injected: ${exchange.headers['x-injected']}`);
   if (/injected/i.test(exchange.headers['set-cookie'] ?? '')) problems.push(`injected cookie: ${exchange.headers['set-cookie']}`);
   for (const [name, value] of Object.entries(exchange.headers)) {
-    if (/[\r\n\0]/.test(name === 'set-cookie' ? value.replace(/\n/g, '') : value)) problems.push(`raw CR/LF/NUL in response header ${name}`);
+    // headerRecord joins repeated headers with "\n" (fetch joins them with ", ", except Set-Cookie).
+    const joined = name === 'set-cookie' || exchange.via !== 'fetch';
+    if ((joined ? value.split('\n') : [value]).some((one) => /[\r\n\0]/.test(one))) problems.push(`raw CR/LF/NUL in response header ${name}`);
   }
   return problems;
 }
@@ -163,6 +170,7 @@ export class Recorder {
     const method = init.method ?? 'GET';
     const sent = note ?? [...headers.entries()].filter(([name]) => !['accept', 'content-type'].includes(name)).map(([name, value]) => `${name}: ${summarise(value)}`).concat(init.body === undefined ? [] : [`body ${summarise(init.body)}`], headers.has('content-type') ? [`content-type ${headers.get('content-type')}`] : []).join('; ');
     let exchange: Exchange;
+    const started = performance.now();
     try {
       const response = await fetch(url, { ...init, headers, redirect: 'manual', signal: AbortSignal.timeout(15_000) });
       const body = await response.text();
@@ -173,6 +181,7 @@ export class Recorder {
     } catch (error) {
       exchange = { family: this.family, label, via: 'fetch', method, target: path, sent, status: 0, headers: {}, body: '', error: errorText(error) };
     }
+    exchange = { ...exchange, durationMs: performance.now() - started };
     this.exchanges.push(exchange);
     return exchange;
   }
@@ -185,7 +194,8 @@ export class Recorder {
       options.body === undefined ? '' : `body ${summarise(options.body)}`,
     ].filter(Boolean).join('; ');
     const base = { family: this.family, label, via: 'http' as const, method, target: options.path, sent, ...(options.oversizedHeaders === true ? { oversizedHeaders: true } : {}) };
-    const exchange = await new Promise<Exchange>((resolve) => {
+    const started = performance.now();
+    const received = await new Promise<Exchange>((resolve) => {
       let settled = false;
       const done = (value: Exchange) => { if (!settled) { settled = true; resolve(value); } };
       const req = httpRequest({
@@ -209,6 +219,7 @@ export class Recorder {
       if (options.body !== undefined) req.write(options.body);
       req.end();
     });
+    const exchange = { ...received, durationMs: performance.now() - started };
     this.exchanges.push(exchange);
     return exchange;
   }
@@ -222,7 +233,8 @@ export class Recorder {
     const head = buffer.toString('latin1').split('\r\n')[0] ?? '';
     const [method = '?', path = '?'] = head.split(' ');
     const base = { family: this.family, label, via: 'raw' as const, method, target: path, sent: note ?? summarise(buffer.toString('latin1').split('\r\n').slice(1).join(' | ')) };
-    const exchange = await new Promise<Exchange>((resolve) => {
+    const started = performance.now();
+    const received = await new Promise<Exchange>((resolve) => {
       const socket = connect({ host: to.host, port: to.port });
       const chunks: Buffer[] = [];
       let settled = false;
@@ -246,6 +258,7 @@ export class Recorder {
       socket.on('error', (error) => finish(error));
       socket.on('connect', () => socket.write(buffer));
     });
+    const exchange = { ...received, durationMs: performance.now() - started };
     this.exchanges.push(exchange);
     return exchange;
   }
@@ -322,6 +335,7 @@ export function summaryTable(exchanges: readonly Exchange[]): string {
     `  responses with leaks:  ${leaks}`,
     `  responses with any problem: ${problems.length}`,
     `  refused by Node's HTTP parser (no app, no X-Request-Id): ${parser.length}${parser.length ? ` [${parser.map((e) => `${e.label} → ${e.status === 0 ? 'reset' : e.status}`).join('; ')}]` : ''}`,
+    `  slowest:               ${[...exchanges].sort((a, b) => (b.durationMs ?? 0) - (a.durationMs ?? 0)).slice(0, 3).map((e) => `${Math.round(e.durationMs ?? 0)} ms ${e.label}`).join('; ')}`,
     '  per family:',
     ...[...byFamily].map(([family, n]) => `    ${family.padEnd(28)} ${String(n).padStart(4)}${failedFamilies.has(family) ? '  (problems)' : ''}`),
   ];
@@ -330,4 +344,129 @@ export function summaryTable(exchanges: readonly Exchange[]): string {
     for (const { exchange, problems: found } of problems) lines.push(`    ${describeExchange(exchange)}\n      ⇒ ${found.join('\n      ⇒ ')}`);
   }
   return lines.join('\n');
+}
+
+
+// ---------------------------------------------------------------------------------------
+// "The database is unchanged where the request was rejected": a fingerprint of the
+// security-relevant state, taken before and after a batch of rejected requests.
+
+/**
+ * Columns fingerprinted per table: everything a refused request must never change. Left
+ * out, on purpose, only what legitimately moves when a request is refused:
+ * - users.failed_attempts / locked_until / lock_count / locked_permanently / updated_at:
+ *   a failed sign-in is counted before the guess is evaluated (PSD2 RTS, at most 5 in a
+ *   row); fingerprinted separately as "users (failure counters)", so a family that never
+ *   fails against a real customer still proves they did not move;
+ * - api_keys.last_used_at: stamped by every authenticated admin request, refused or not;
+ * - dashboard_sessions.expires_at: sliding idle expiry, pushed back by every request that
+ *   carries a valid session cookie, even one refused afterwards (a bad CSRF token).
+ */
+const FINGERPRINTED: Readonly<Record<string, { readonly order: string; readonly columns: string }>> = {
+  users: { order: 'id', columns: 'id, username, password_hash, name, email, created_at, totp_secret_enc, totp_last_step, totp_enrolled_at' },
+  'users (failure counters)': { order: 'id', columns: 'id, failed_attempts, locked_until, lock_count, locked_permanently' },
+  recovery_codes: { order: 'user_id, code_hash', columns: 'user_id, code_hash, used_at, created_at' },
+  clients: { order: 'client_id', columns: 'client_id, metadata, secret_enc, kind, profile, software_id, disabled_at, created_at, updated_at' },
+  consents: { order: 'grant_id', columns: 'grant_id, client_id, user_id, type, scopes, details, status, sca_hash, version, created_at, status_changed_at, expires_at' },
+  dashboard_sessions: { order: 'id_hash', columns: 'id_hash, user_id, created_at' },
+  api_keys: { order: 'id', columns: 'id, name, key_hash, scopes, created_at, expires_at, revoked_at' },
+  bank_accounts: { order: 'id', columns: 'id, user_id, name, iban, currency, balance, created_at' },
+  payment_sca: { order: 'flow_id', columns: 'flow_id, user_id, details_hash, authenticated_at, grant_id, created_at' },
+  signing_keys: { order: 'kid', columns: 'kid, alg, state, public_jwk, private_jwk_enc, created_at, activated_at, retired_at' },
+  server_secrets: { order: 'name', columns: 'name, value_enc, created_at' },
+};
+
+/**
+ * oidc-provider models left out of the fingerprint, because a refused request may write them:
+ * - ReplayDetection and SoftwareStatementJti: a DPoP proof's, client assertion's or software
+ *   statement's jti is recorded (insert-only, by design) as soon as its signature is verified,
+ *   before a later check refuses the request;
+ * - Session and Interaction: browsing a real sign-in page, or posting a refused form to it,
+ *   re-saves the interaction / session (oidc-provider's own bookkeeping, sealed with a
+ *   fresh nonce each time), and /auth may open a session before it refuses a request.
+ * Every other model (tokens, codes, grants, pushed requests, registration access tokens)
+ * is fingerprinted row by row.
+ */
+export const UNFINGERPRINTED_MODELS: readonly string[] = ['ReplayDetection', 'SoftwareStatementJti', 'Session', 'Interaction'];
+
+export interface DatabaseState {
+  /** "table" or "oidc_models:Model" → "<rows>:<md5 of the rows in key order>" */
+  readonly fingerprints: Readonly<Record<string, string>>;
+  /** the last audit event's sequence number, and a digest of the chain up to it */
+  readonly auditSeq: number;
+  readonly auditDigest: string;
+}
+
+type AnyDb = Kysely<DB>;
+
+async function auditDigest(db: AnyDb, upTo: number): Promise<string> {
+  const { rows } = await sql<{ digest: string | null }>`select md5(string_agg(seq::text || ':' || hash, ',' order by seq)) as digest from audit_events where seq <= ${upTo}`.execute(db);
+  return rows[0]?.digest ?? '';
+}
+
+/** Row counts and checksums of every security-relevant table (see FINGERPRINTED). */
+export async function databaseState(db: AnyDb): Promise<DatabaseState> {
+  const fingerprints: Record<string, string> = {};
+  for (const [name, { order, columns }] of Object.entries(FINGERPRINTED)) {
+    const table = name.replace(/ \(.*\)$/, '');
+    const { rows } = await sql<{ count: string | number; digest: string | null }>`
+      select count(*) as count, md5(coalesce(string_agg(row_text, '|' order by row_order), '')) as digest
+      from (select (${sql.raw(columns)})::text as row_text, (${sql.raw(order)})::text as row_order from ${sql.table(table)}) as t`.execute(db);
+    fingerprints[name] = `${Number(rows[0]?.count ?? -1)}:${rows[0]?.digest ?? ''}`;
+  }
+  const { rows: models } = await sql<{ model: string; count: string | number; digest: string | null }>`
+    select model, count(*) as count,
+      md5(string_agg(key || '|' || payload::text || '|' || coalesce(grant_id, '') || '|' || coalesce(uid, '') || '|' || coalesce(expires_at::text, '') || '|' || coalesce(consumed_at::text, ''), ',' order by key)) as digest
+    from oidc_models where model not in (${sql.join([...UNFINGERPRINTED_MODELS])}) group by model`.execute(db);
+  for (const row of models) fingerprints[`oidc_models:${row.model}`] = `${Number(row.count)}:${row.digest ?? ''}`;
+  const auditSeq = await lastAuditSeq(db);
+  return { fingerprints, auditSeq, auditDigest: await auditDigest(db, auditSeq) };
+}
+
+export interface ChangeRules {
+  /** fingerprints the batch is expected to change (requests it expects to be accepted) */
+  readonly mayChange?: readonly string[];
+  /** audit event types the batch may append (failures are audited: signin.failure, …) */
+  readonly auditTypes?: readonly string[];
+}
+
+async function lastAuditSeq(db: AnyDb): Promise<number> {
+  const { rows } = await sql<{ seq: string | number | null }>`select max(seq) as seq from audit_events`.execute(db);
+  return Number(rows[0]?.seq ?? 0);
+}
+
+/**
+ * Waits (at most 2 s) until the audit log stops growing: oidc-provider's events (a token
+ * issued, a client registered) are audited after the response has gone out, and must be
+ * counted in the batch that caused them, not in the next one.
+ */
+async function auditSettled(db: AnyDb): Promise<void> {
+  let last = await lastAuditSeq(db);
+  for (const deadline = Date.now() + 2000; Date.now() < deadline;) {
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    const now = await lastAuditSeq(db);
+    if (now === last) return;
+    last = now;
+  }
+}
+
+/**
+ * What changed since `before`, beyond what `rules` allow: one line per changed fingerprint,
+ * a line if any earlier audit event was altered, and one per unexpected new audit event.
+ */
+export async function databaseChanges(db: AnyDb, before: DatabaseState, rules: ChangeRules = {}): Promise<string[]> {
+  await auditSettled(db);
+  const after = await databaseState(db);
+  const changes: string[] = [];
+  const keys = new Set([...Object.keys(before.fingerprints), ...Object.keys(after.fingerprints)]);
+  for (const key of keys) {
+    const was = before.fingerprints[key] ?? '0:';
+    const now = after.fingerprints[key] ?? '0:';
+    if (was !== now && !(rules.mayChange ?? []).includes(key)) changes.push(`${key}: rows ${was.split(':')[0]} → ${now.split(':')[0]}${was.split(':')[0] === now.split(':')[0] ? ' (same count, contents changed)' : ''}`);
+  }
+  if ((await auditDigest(db, before.auditSeq)) !== before.auditDigest) changes.push('audit_events: an earlier event was altered or removed');
+  const { rows } = await sql<{ seq: string | number; type: string }>`select seq, type from audit_events where seq > ${before.auditSeq} order by seq`.execute(db);
+  const allowed = rules.auditTypes ?? [];
+  for (const row of rows) if (!allowed.includes(row.type)) changes.push(`audit_events: unexpected new event #${Number(row.seq)} ${row.type}`);
+  return changes;
 }
