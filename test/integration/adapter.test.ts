@@ -440,7 +440,7 @@ describe('ReplayDetection', () => {
 describe('a token read together with its grant', () => {
   /** Runs `body` as one request would: inside the request scope. */
   const inRequest = <T>(body: () => Promise<T>): Promise<T> => new Promise((resolve, reject) => {
-    scope.middleware()({} as never, () => body().then(resolve, reject));
+    scope.middleware()({ ip: '127.0.0.1', state: {} } as never, () => body().then(resolve, reject));
   });
 
   test('within a request, Grant.find after AccessToken.find is answered from the same read (no second query)', async () => {
