@@ -30,6 +30,7 @@ import type { CertificateSource } from './oidc/mtls.js';
 import { rejectFutureDpopProofs } from './oidc/dpop-time.js';
 import { requirePushedRequests } from './oidc/par-required.js';
 import { registrationGate } from './oidc/registration-gate.js';
+import { screenProtocolForms } from './oidc/form-screen.js';
 import type { ProviderHolder } from './oidc/provider-holder.js';
 import { VIEWS_DIR } from './paths.js';
 import type { AuthenticationService } from './services/authentication.js';
@@ -85,7 +86,9 @@ const STYLESHEET = readFileSync(join(VIEWS_DIR, 'static', 'portcullis.css'), 'ut
  *                          grant_id in token responses;
  *                          DPoP proofs dated > 60 s ahead refused;
  *                          authorization requests that were not pushed refused (no redirect);
- *                          registrations checked against their software statement
+ *                          registrations checked against their software statement;
+ *                          form posts screened: malformed UTF-8, NUL, lone surrogates,
+ *                          over-deep JSON parameters → 400 invalid_request
  *   8. oidc-provider       every protocol endpoint; mounted last, no body parser before it
  *   (7 and 8 sit inside a database-outage guard: 503 temporarily_unavailable, RFC 6749 form)
  */
@@ -140,6 +143,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(rejectFutureDpopProofs(deps.now));
   app.use(requirePushedRequests(deps.providers));
   app.use(registrationGate({ verifier: deps.softwareStatements, clients: deps.clients, providers: deps.providers, allowLoopbackRedirects: deps.config.allowLoopbackRedirects }));
+  app.use(screenProtocolForms);
   app.use(currentProvider);
   return app;
 }

@@ -76,7 +76,7 @@ export function createAdminApp(deps: AdminDeps): Koa {
   router.get('/consents', ...read, async (ctx) => {
     const userId = typeof ctx.query.user_id === 'string' ? ctx.query.user_id : undefined;
     const clientId = typeof ctx.query.client_id === 'string' ? ctx.query.client_id : undefined;
-    if (userId !== undefined && !/^[0-9a-f-]{36}$/.test(userId)) throw new HttpError(400, 'INVALID_USER_ID', 'user_id must be a UUID');
+    if (userId !== undefined && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(userId)) throw new HttpError(400, 'INVALID_USER_ID', 'user_id must be a UUID');
     const consents = await deps.consents.list({ userId, clientId });
     ctx.body = { consents: consents.map((c) => consentView(c, deps.consents.effectiveStatus(c))) };
   });

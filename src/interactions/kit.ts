@@ -8,21 +8,9 @@ import { HttpError } from '../http/errors.js';
 import type { Views } from '../http/views.js';
 import type { ProviderHolder } from '../oidc/provider-holder.js';
 import type { AuditContext } from '../services/audit.js';
-import { isStorableJson, isStorableText } from '../services/validation.js';
+import { isStorableParam, isStorableText } from '../services/validation.js';
 
 export type Details = Awaited<ReturnType<Provider['interactionDetails']>>;
-
-/** A request parameter PostgreSQL can store: JSON-valued ones (claims, authorization_details) parsed. */
-function isStorableParam(value: unknown): boolean {
-  if (typeof value !== 'string') return isStorableJson(value);
-  if (!isStorableText(value)) return false;
-  if (!/^\s*[[{]/.test(value)) return true;
-  try {
-    return isStorableJson(JSON.parse(value));
-  } catch {
-    return true; // not JSON: stored as the (storable) string it is
-  }
-}
 
 /** What every interaction step needs: the current provider, pages, CSRF. */
 export class InteractionKit {

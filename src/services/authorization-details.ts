@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 
 import { canonicalJson } from './audit.js';
-import { isValidIban, normaliseIban } from './validation.js';
+import { isValidIban, normaliseIban, oauthErrorText } from './validation.js';
 
 /**
  * RFC 9396 authorization_details for open banking (DESIGN §3): JSON Schema first
@@ -46,8 +46,13 @@ export interface PaymentInitiationDetail {
 
 export type AuthorizationDetail = AccountInformationDetail | PaymentInitiationDetail;
 
+/** Its message becomes an OAuth error_description: kept to the characters RFC 6749 allows. */
 export class InvalidDetailsError extends Error {
   override readonly name = 'InvalidDetailsError';
+
+  constructor(message: string) {
+    super(oauthErrorText(message));
+  }
 }
 
 /** ISO 4217 minor units for currencies that do not have two. */
@@ -147,7 +152,7 @@ export class AuthorizationDetailsValidator {
   validate(detail: unknown, now: Date): AuthorizationDetail {
     assertPlainJson(detail);
     const type = (detail as { type?: unknown } | null)?.type;
-    const validator = typeof type === 'string' ? this.#validators[type] : undefined;
+    const validator = typeof type === 'string' && Object.hasOwn(this.#validators, type) ? this.#validators[type] : undefined;
     if (validator === undefined) throw new InvalidDetailsError('unsupported authorization details type');
     if (!validator(detail)) {
       const error = validator.errors?.[0];

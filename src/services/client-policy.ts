@@ -1,5 +1,6 @@
 import { DETAIL_TYPES } from './authorization-details.js';
 import { ValidationError } from './errors.js';
+import { oauthErrorText } from './validation.js';
 
 /**
  * The FAPI 2.0 Security Profile as rules on client metadata, shared by every way a
@@ -16,7 +17,7 @@ const TLS_SUBJECT_MEMBERS = ['tls_client_auth_subject_dn', 'tls_client_auth_san_
 const GRANT_TYPES = new Set(['authorization_code', 'refresh_token', 'client_credentials']);
 
 function invalid(message: string): never {
-  throw new ValidationError('INVALID_CLIENT_METADATA', message);
+  throw new ValidationError('INVALID_CLIENT_METADATA', oauthErrorText(message));
 }
 
 /** FAPI 2.0 defaults for what the metadata leaves out. */

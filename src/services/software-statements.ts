@@ -2,14 +2,16 @@ import { createRemoteJWKSet, customFetch, errors as joseErrors, jwtVerify, type 
 
 import { insertUnique, type Prepared } from '../db/repositories/oidc-models.js';
 import { sha256Base64Url } from './secret-box.js';
+import { isStorableJson, oauthErrorText } from './validation.js';
 
 /** An RFC 7591 registration error: `code` is one of the RFC's error codes. */
 export class RegistrationError extends Error {
   override readonly name = 'RegistrationError';
   readonly code: 'invalid_software_statement' | 'unapproved_software_statement' | 'invalid_redirect_uri' | 'invalid_client_metadata';
 
+  /** The message becomes an RFC 7591 error_description: kept to RFC 6749's characters. */
   constructor(code: RegistrationError['code'], message: string) {
-    super(message);
+    super(oauthErrorText(message));
     this.code = code;
   }
 }
@@ -140,6 +142,8 @@ export class SoftwareStatementVerifier {
   }
 
   #claims(payload: JWTPayload): SoftwareStatement {
+    // Its claims are looked up and stored: PostgreSQL refuses NUL and lone surrogates.
+    if (!isStorableJson(payload)) throw new RegistrationError('invalid_software_statement', 'the software statement contains a NUL character or malformed Unicode');
     const redirectUris = payload.software_redirect_uris;
     if (!Array.isArray(redirectUris) || redirectUris.length === 0 || redirectUris.length > 20 || redirectUris.some((u) => typeof u !== 'string')) {
       throw new RegistrationError('invalid_software_statement', 'software statement claim software_redirect_uris must list the redirect URIs');

@@ -46,3 +46,25 @@ export function isStorableJson(value: unknown, depth = 0): boolean {
   if (Array.isArray(value)) return value.every((item) => isStorableJson(item, depth + 1));
   return Object.entries(value).every(([name, item]) => isStorableText(name) && isStorableJson(item, depth + 1));
 }
+
+/**
+ * Text fit for an OAuth error_description (RFC 6749 §5.2: %x20-21 / %x23-5B / %x5D-7E):
+ * double quotes become single quotes, a backslash a slash, anything else outside printable
+ * ASCII a question mark. Messages that quote request content go through this.
+ */
+export function oauthErrorText(message: string): string {
+  return message.replace(/"/g, "'").replace(/\\/g, '/').replace(/[^\x20-\x7e]/g, '?');
+}
+
+/** A request parameter PostgreSQL can store: JSON-valued ones (claims, authorization_details) parsed. */
+export function isStorableParam(value: unknown): boolean {
+  if (typeof value !== 'string') return isStorableJson(value);
+  if (!isStorableText(value)) return false;
+  if (!/^\s*[[{]/.test(value)) return true;
+  try {
+    return isStorableJson(JSON.parse(value));
+  } catch (error) {
+    if (error instanceof RangeError) return false; // nested beyond what can be parsed
+    return true; // not JSON: stored as the (storable) string it is
+  }
+}
