@@ -10,7 +10,7 @@
  * Env: DATABASE_URL (a database the bench may fill; unset → a throwaway database created on
  * BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres, dropped at the
  * end), BENCH_SECONDS (10), BENCH_CONNECTIONS (10,50), BENCH_TOKEN_REQUESTS (8000),
- * BENCH_CODES (2000), BENCH_REVOCATIONS (5000), BENCH_ONLY (comma-separated scenario names),
+ * BENCH_CODES (1500), BENCH_REVOCATIONS (5000), BENCH_ONLY (comma-separated scenario names),
  * BENCH_LOG_LEVEL (info), BENCH_GROWTH=1 or `--growth` (1 M tokens / 100 k customers).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,7 +37,7 @@ const env = process.env;
 const SECONDS = Number(env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = (env.BENCH_CONNECTIONS ?? '10,50').split(',').map(Number);
 const TOKEN_REQUESTS = Number(env.BENCH_TOKEN_REQUESTS ?? 8000);
-const CODES = Number(env.BENCH_CODES ?? 2000);
+const CODES = Number(env.BENCH_CODES ?? 1500);
 const REVOCATIONS = Number(env.BENCH_REVOCATIONS ?? 5000);
 const ONLY = env.BENCH_ONLY === undefined ? undefined : new Set(env.BENCH_ONLY.split(','));
 const GROWTH = env.BENCH_GROWTH === '1' || process.argv.includes('--growth');

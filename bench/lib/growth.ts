@@ -26,37 +26,48 @@ export interface GrowthFigures {
 }
 
 async function count(db: Db, where: ReturnType<typeof sql> = sql`true`): Promise<number> {
-  const { rows } = await sql<{ n: number }>`select count(*)::int as n from oidc_models where ${where}`.execute(db);
-  return rows[0]!.n;
+  return db.transaction().execute(async (trx) => {
+    await sql`set local statement_timeout = 0`.execute(trx);
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from oidc_models where ${where}`.execute(trx);
+    return rows[0]!.n;
+  });
+}
+
+/** Bulk statements run far beyond a request's statement timeout: lifted for their transaction. */
+async function bulk(db: Db, statement: ReturnType<typeof sql>): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    await sql`set local statement_timeout = 0`.execute(trx);
+    await statement.execute(trx);
+  });
 }
 
 export async function populateGrowth(db: Db): Promise<GrowthFigures> {
   const started = performance.now();
   // A dummy argon2id string: these customers never sign in; they make the table large.
-  await sql`
+  await bulk(db, sql`
     insert into users (username, password_hash, name)
     select 'growth-' || g, '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g', 'Growth ' || g
-    from generate_series(1, ${CUSTOMERS}) g`.execute(db);
+    from generate_series(1, ${CUSTOMERS}) g`);
   // One grant per ten tokens; keys look like ours (base64url SHA-256).
-  await sql`
+  await bulk(db, sql`
     insert into oidc_models (model, key, payload, grant_id, expires_at)
     select 'Grant', 'growth-grant-' || g, jsonb_build_object('accountId', 'growth-' || g, 'clientId', 'growth-client', 'kind', 'Grant', 'iat', extract(epoch from now())::int),
            'growth-grant-' || g, now() + interval '90 days'
-    from generate_series(1, ${LIVE_TOKENS / 10}) g`.execute(db);
-  await sql`
+    from generate_series(1, ${LIVE_TOKENS / 10}) g`);
+  await bulk(db, sql`
     insert into oidc_models (model, key, payload, grant_id, expires_at)
     select (array['AccessToken', 'RefreshToken', 'ClientCredentials'])[1 + g % 3],
            translate(encode(sha256(('growth-' || g)::bytea), 'base64'), '+/=', '-_'),
            jsonb_build_object('accountId', 'growth-' || (g / 10), 'clientId', 'growth-client', 'kind', 'AccessToken', 'scope', 'accounts',
                               'grantId', 'growth-grant-' || (1 + g / 10), 'iat', extract(epoch from now())::int, 'exp', extract(epoch from now())::int + 86400),
            'growth-grant-' || (1 + g / 10), now() + interval '1 day'
-    from generate_series(1, ${LIVE_TOKENS}) g`.execute(db);
-  await sql`
+    from generate_series(1, ${LIVE_TOKENS}) g`);
+  await bulk(db, sql`
     insert into oidc_models (model, key, payload, grant_id, expires_at)
     select 'AccessToken', translate(encode(sha256(('expired-' || g)::bytea), 'base64'), '+/=', '-_'),
            jsonb_build_object('kind', 'AccessToken', 'clientId', 'growth-client'), null, now() - interval '1 minute'
-    from generate_series(1, ${EXPIRED}) g`.execute(db);
-  await sql`analyze`.execute(db);
+    from generate_series(1, ${EXPIRED}) g`);
+  await bulk(db, sql`analyze`);
   return {
     populateSeconds: (performance.now() - started) / 1000,
     rowsBefore: await count(db),

@@ -47,6 +47,8 @@ export interface LoadFigures {
 
 /** Runs autocannon against one process and reads that process's CPU time and peak RSS. */
 export async function runLoad(spec: LoadSpec): Promise<LoadFigures> {
+  // Let statistics of what ran before (e.g. preparing codes through the pages) be published first.
+  if (spec.transactions !== undefined) await new Promise((resolve) => setTimeout(resolve, STATS_FLUSH_MS));
   const transactionsBefore = await spec.transactions?.();
   const rss = sampleRss(spec.pid);
   const cpuBefore = cpuMs(spec.pid);

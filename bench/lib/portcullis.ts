@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import pg from 'pg';
@@ -9,6 +10,18 @@ import { freePort, startMeasured, type Measured } from './process.js';
 
 const BENCH_MASTER_KEY = Buffer.alloc(32, 42).toString('base64');
 const DIST_MAIN = join(PACKAGE_ROOT, 'dist', 'src', 'main.js');
+
+/**
+ * The Node flags `npm start` runs the server with (package.json), so that the bench
+ * measures the server as it is run; BENCH_NODE_FLAGS replaces them for an experiment.
+ */
+export function startFlags(): string[] {
+  if (process.env.BENCH_NODE_FLAGS !== undefined) return process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean);
+  const start = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const match = /^node (.*?)\s*dist\/src\/main\.js$/.exec(start);
+  if (match === null) throw new Error(`unexpected start script: ${start}`);
+  return match[1]!.split(' ').filter(Boolean);
+}
 
 /** DATABASE_URL as given, or a database created for this run and dropped after it. */
 export async function throwawayDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
@@ -52,6 +65,6 @@ export function serverEnv(databaseUrl: string, port: number, adminPort: number, 
 
 export async function startPortcullis(databaseUrl: string, dataDir: string, nodeOptions: readonly string[] = []): Promise<Measured> {
   const port = await freePort();
-  return startMeasured('portcullis', [...nodeOptions, '--enable-source-maps', DIST_MAIN], serverEnv(databaseUrl, port, await freePort(), dataDir), port, '/readyz');
+  return startMeasured('portcullis', [...nodeOptions, ...startFlags(), DIST_MAIN], serverEnv(databaseUrl, port, await freePort(), dataDir), port, '/readyz');
 }
 
