@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+
+export { freePort } from '../../test/support/processes.js';
 
 /**
  * Child processes under measurement: the server (or a ceiling) runs in its own process so
@@ -17,14 +18,6 @@ export interface Measured {
 }
 
 const CLOCK_TICKS_PER_SECOND = 100; // Linux USER_HZ
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Starts `node args…` with `env` and waits until `readyPath` answers 200 (polling, 30 s at most). */
 export async function startMeasured(name: string, args: readonly string[], env: Record<string, string>, port: number, readyPath: string): Promise<Measured> {
