@@ -91,7 +91,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadFigures> {
 }
 
 /** PostgreSQL publishes a backend's statistics at most once a second. */
-const STATS_FLUSH_MS = 1_100;
+const STATS_FLUSH_MS = 2_000;
 
 /**
  * Reads pg_stat_database's committed + rolled back transactions of one database: every
