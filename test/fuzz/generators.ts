@@ -322,7 +322,7 @@ export function detailCase(currencies: readonly string[] = HTTP_CURRENCIES): fc.
     { weight: 3, arbitrary: valid.map((detail): DetailCase => ({ detail, expect: 'valid', mutation: 'none' })) },
     { weight: 6, arbitrary: fc.tuple(valid, fc.nat({ max: invalidMutations.length - 1 })).chain(([detail, i]) => invalidMutations[i]!(detail)) },
     { weight: 2, arbitrary: fc.tuple(valid, fc.nat({ max: anyMutations.length - 1 })).chain(([detail, i]) => anyMutations[i]!(detail)) },
-    { weight: 1, arbitrary: fc.oneof(jsonValue, fc.constantFrom<unknown>(null, 'payment_initiation', 42, [], {}, [{}])).map((detail): DetailCase => ({ detail, expect: detail !== null && typeof detail === 'object' && !Array.isArray(detail) && ['account_information', 'payment_initiation'].includes(String((detail as Detail).type)) ? 'any' : 'invalid', mutation: 'random value' })) },
+    { weight: 1, arbitrary: fc.oneof(jsonValue, fc.constantFrom<unknown>(null, 'payment_initiation', 42, [], {}, [{}])).map((detail): DetailCase => ({ detail, expect: detail !== null && typeof detail === 'object' && !Array.isArray(detail) && ['account_information', 'payment_initiation'].includes((detail as Detail).type as string) ? 'any' : 'invalid', mutation: 'random value' })) },
   );
 }
 
