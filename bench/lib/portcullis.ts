@@ -12,15 +12,17 @@ const BENCH_MASTER_KEY = Buffer.alloc(32, 42).toString('base64');
 const DIST_MAIN = join(PACKAGE_ROOT, 'dist', 'src', 'main.js');
 
 /**
- * The Node flags `npm start` runs the server with (package.json), so that the bench
- * measures the server as it is run; BENCH_NODE_FLAGS replaces them for an experiment.
+ * How `npm start` runs the server (package.json): its environment assignments and Node
+ * flags, so that the bench measures the server as it is run; BENCH_NODE_FLAGS replaces the
+ * flags for an experiment.
  */
-export function startFlags(): string[] {
-  if (process.env.BENCH_NODE_FLAGS !== undefined) return process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean);
+export function startCommand(): { env: Record<string, string>; flags: string[] } {
   const start = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-  const match = /^node (.*?)\s*dist\/src\/main\.js$/.exec(start);
+  const match = /^((?:[A-Z_]+=\S+ )*)node (.*?)\s*dist\/src\/main\.js$/.exec(start);
   if (match === null) throw new Error(`unexpected start script: ${start}`);
-  return match[1]!.split(' ').filter(Boolean);
+  const env = Object.fromEntries(match[1]!.trim().split(' ').filter(Boolean).map((assignment) => assignment.split('=') as [string, string]));
+  const flags = process.env.BENCH_NODE_FLAGS ?? match[2]!;
+  return { env, flags: flags.split(' ').filter(Boolean) };
 }
 
 /** DATABASE_URL as given, or a database created for this run and dropped after it. */
@@ -59,12 +61,13 @@ export function serverEnv(databaseUrl: string, port: number, adminPort: number, 
     ...Object.fromEntries(['SIGNIN', 'PAR', 'TOKEN', 'REGISTRATION', 'INTROSPECTION', 'REVOCATION', 'USERINFO', 'GRANTS', 'PAGES'].map((c) => [`RATE_LIMIT_${c}`, generous])),
     SIGNIN_IP_MAX_FAILURES: '100000',
     // Passed through so that a run can compare settings (e.g. ARGON2_MAX_CONCURRENT=64: unbounded).
-    ...Object.fromEntries(['ARGON2_MAX_CONCURRENT', 'DATABASE_POOL_MAX', 'UV_THREADPOOL_SIZE'].filter((name) => process.env[name] !== undefined).map((name) => [name, process.env[name]!])),
+    ...Object.fromEntries(['ARGON2_MAX_CONCURRENT', 'DATABASE_POOL_MAX', 'UV_THREADPOOL_SIZE', 'MALLOC_ARENA_MAX'].filter((name) => process.env[name] !== undefined).map((name) => [name, process.env[name]!])),
   };
 }
 
 export async function startPortcullis(databaseUrl: string, dataDir: string, nodeOptions: readonly string[] = []): Promise<Measured> {
   const port = await freePort();
-  return startMeasured('portcullis', [...nodeOptions, ...startFlags(), DIST_MAIN], serverEnv(databaseUrl, port, await freePort(), dataDir), port, '/readyz');
+  const start = startCommand();
+  return startMeasured('portcullis', [...nodeOptions, ...start.flags, DIST_MAIN], { ...start.env, ...serverEnv(databaseUrl, port, await freePort(), dataDir) }, port, '/readyz');
 }
 
