@@ -20,20 +20,41 @@ const ROLE_DETAIL_TYPES = { AISP: 'account_information', PISP: 'payment_initiati
 const ROLE_SCOPES = { AISP: 'accounts', PISP: 'payments' } as const;
 const BASE_SCOPES = ['openid', 'offline_access', 'grant_management_query', 'grant_management_revoke'];
 
+/** The JSON type of each accepted member (RFC 7591 §2 and the OpenID / FAPI extensions). */
+const MEMBER_TYPES: Readonly<Record<(typeof ACCEPTED)[number], 'string' | 'boolean' | 'strings'>> = {
+  redirect_uris: 'strings', token_endpoint_auth_method: 'string', token_endpoint_auth_signing_alg: 'string', jwks_uri: 'string',
+  tls_client_auth_subject_dn: 'string', tls_client_auth_san_dns: 'string', tls_client_auth_san_uri: 'string', tls_client_auth_san_ip: 'string', tls_client_auth_san_email: 'string',
+  dpop_bound_access_tokens: 'boolean', tls_client_certificate_bound_access_tokens: 'boolean', grant_types: 'strings', response_types: 'strings', scope: 'string',
+  id_token_signed_response_alg: 'string', authorization_signed_response_alg: 'string', request_object_signing_alg: 'string', require_signed_request_object: 'boolean',
+  contacts: 'strings', logo_uri: 'string', client_uri: 'string', policy_uri: 'string', tos_uri: 'string',
+};
+
 export function registrationMetadata(request: Record<string, unknown>, ssa: SoftwareStatement, { allowLoopbackHttp = false } = {}): Record<string, unknown> {
   if (request.jwks !== undefined) {
     throw new RegistrationError('invalid_client_metadata', 'jwks is not accepted: keys are published at the software statement\'s software_jwks_uri');
   }
-  const picked: Record<string, unknown> = {};
-  for (const member of ACCEPTED) if (request[member] !== undefined) picked[member] = request[member];
-
-  const redirectUris = picked.redirect_uris ?? ssa.redirectUris;
+  // Redirect URIs first (invalid_redirect_uri wins over other metadata errors).
+  const redirectUris = request.redirect_uris === undefined ? ssa.redirectUris : request.redirect_uris;
   if (!Array.isArray(redirectUris) || redirectUris.length === 0 || redirectUris.some((uri) => typeof uri !== 'string')) {
     throw new RegistrationError('invalid_redirect_uri', 'redirect_uris must be a list of URLs');
   }
   for (const uri of redirectUris as string[]) {
     if (!isAcceptableRedirectUri(uri, allowLoopbackHttp)) throw new RegistrationError('invalid_redirect_uri', `redirect URI ${uri.slice(0, 200)} must use https`);
     if (!ssa.redirectUris.includes(uri)) throw new RegistrationError('invalid_redirect_uri', `redirect URI ${uri.slice(0, 200)} is not in the software statement`);
+  }
+  const picked: Record<string, unknown> = {};
+  for (const member of ACCEPTED) {
+    const value = request[member];
+    if (value === undefined || member === 'redirect_uris') continue;
+    // Typed before oidc-provider sees them: its validation assumes the types (an object
+    // where a string belongs made it throw: a 500).
+    const expected = MEMBER_TYPES[member];
+    if (expected === 'string' && typeof value !== 'string') throw new RegistrationError('invalid_client_metadata', `${member} must be a string`);
+    if (expected === 'boolean' && typeof value !== 'boolean') throw new RegistrationError('invalid_client_metadata', `${member} must be true or false`);
+    if (expected === 'strings' && !(Array.isArray(value) && value.every((item) => typeof item === 'string'))) {
+      throw new RegistrationError('invalid_client_metadata', `${member} must be a list of strings`);
+    }
+    picked[member] = value;
   }
   if (picked.jwks_uri !== undefined && picked.jwks_uri !== ssa.jwksUri) {
     throw new RegistrationError('invalid_client_metadata', 'jwks_uri must equal the software statement\'s software_jwks_uri');

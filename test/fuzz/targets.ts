@@ -567,6 +567,10 @@ export const registrationTarget: FuzzTarget<{ env: FuzzEnv; counter: { n: number
     { members: [['scope', '\ufeff']], statement: 'member', ssaClaims: [], raw: 'none', rawArg: 0 },
     // 500: a software_id with NUL (signed by the directory) reaches a SQL parameter (findBySoftwareId)
     { members: [], statement: 'member', ssaClaims: [['software_id', 'a\u0000b']], raw: 'none', rawArg: 0 },
+    // 500: an object where a string belongs (oidc-provider's isHmac ran a RegExp on it) — seed 548194346, case 588
+    { members: [['token_endpoint_auth_signing_alg', { toString: 0 }]], statement: 'member', ssaClaims: [], raw: 'none', rawArg: 0 },
+    // null redirect_uris was taken as absent (the statement's were used) — case 7859
+    { members: [['redirect_uris', null], ['jwks_uri', 'http://127.0.0.1:1/jwks']], statement: 'member', ssaClaims: [], raw: 'none', rawArg: 0 },
   ],
   async setup(env) {
     return { env: requireEnv(env), counter: { n: 0 } };
