@@ -57,6 +57,8 @@ export interface Container {
   readonly softwareStatements: SoftwareStatementVerifier | undefined;
   readonly box: SecretBox;
   readonly clients: ClientService;
+  /** client metadata held in memory while the LISTEN feed is live (client-metadata-cache.ts) */
+  readonly clientCache: ClientMetadataCache;
   readonly keys: KeyService;
   readonly sweeper: Sweeper;
   readonly providers: ProviderHolder;
@@ -174,7 +176,7 @@ export async function buildContainer(config: Config, options: ContainerOptions =
     });
 
     return {
-      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, dashboardSessions, apiKeys, rateLimiter, metrics, softwareStatements, box, clients, keys, sweeper, providers, requestScope, keyRefresher, views, csrf, cookieKeys, now,
+      config, log, database, customers, audit, totp, authentication, paymentSca, consents, certificates, dashboardSessions, apiKeys, rateLimiter, metrics, softwareStatements, box, clients, keys, sweeper, providers, requestScope, clientCache, keyRefresher, views, csrf, cookieKeys, now,
       async close() {
         sweeper.stop();
         keyRefresher.stop();

@@ -155,9 +155,11 @@ describe('state is shared, never stale', () => {
       grant_type: 'client_credentials', scope: 'accounts', client_id: machine.clientId,
       client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: await clientAssertion(behindProxy, machine),
     }, { dpop: await dpopProof(keys, { htu: `${proxy.url}/token` }), [PIN_HEADER]: String(instance) });
-    // B has the client cached now.
+    // B has the client cached now (so the test proves the eviction, not a database read).
     expect((await tokenOn(1)).status).toBe(200);
     expect((await tokenOn(1)).status).toBe(200);
+    const cachedOnB = b.container.clientCache.size;
+    expect(cachedOnB).toBeGreaterThan(0);
     await a.container.clients.setDisabled(machine.clientId, true, async () => undefined);
     // The notification reaches B when the change commits; its next requests are refused.
     const started = Date.now();
@@ -165,5 +167,6 @@ describe('state is shared, never stale', () => {
     while (status === 200 && Date.now() - started < 2000) status = (await tokenOn(1)).status;
     expect(status).toBe(401);
     expect(Date.now() - started).toBeLessThan(2000);
+    expect(b.container.clientCache.size).toBeLessThan(cachedOnB);
   });
 });
