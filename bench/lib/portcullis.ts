@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import pg from 'pg';
-
 import { PACKAGE_ROOT } from '../../src/paths.js';
+import { createScratchDatabase } from '../../test/support/database.js';
 import { freePort, startMeasured, type Measured } from './process.js';
 
 /** Portcullis under measurement: its database, its environment, its process. */
@@ -28,23 +27,7 @@ export function startCommand(): { env: Record<string, string>; flags: string[] }
 /** DATABASE_URL as given, or a database created for this run and dropped after it. */
 export async function throwawayDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   if (process.env.DATABASE_URL !== undefined) return { url: process.env.DATABASE_URL, drop: async () => undefined };
-  const admin = process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const name = `portcullis_bench_${Date.now()}_${process.pid}`;
-  const client = new pg.Client({ connectionString: admin });
-  await client.connect();
-  await client.query(`create database ${name}`);
-  await client.end();
-  const url = new URL(admin);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const c = new pg.Client({ connectionString: admin });
-      await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
-      await c.end();
-    },
-  };
+  return createScratchDatabase(process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres', 'portcullis_bench');
 }
 
 export function serverEnv(databaseUrl: string, port: number, adminPort: number, dataDir: string): Record<string, string> {

@@ -19,27 +19,34 @@ export interface TestDatabase {
 
 export const usingPostgres = (): boolean => Boolean(process.env.TEST_DATABASE_URL);
 
+/**
+ * A new database on the server `adminUrl` points at, named `<prefix>_<random>` (the name
+ * is generated here, never taken from input), and how to drop it.
+ */
+export async function createScratchDatabase(adminUrl: string, prefix: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = new pg.Client({ connectionString: adminUrl });
+      await client.connect();
+      await client.query(`drop database if exists ${name} with (force)`);
+      await client.end();
+    },
+  };
+}
+
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = process.env.TEST_DATABASE_URL;
   if (adminUrl) {
-    const name = `portcullis_test_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: adminUrl });
-    await admin.connect();
-    await admin.query(`create database ${name}`);
-    await admin.end();
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    return {
-      kind: 'postgres',
-      url: url.toString(),
-      pglite: () => { throw new Error('not a PGlite test database'); },
-      async drop() {
-        const client = new pg.Client({ connectionString: adminUrl });
-        await client.connect();
-        await client.query(`drop database if exists ${name} with (force)`);
-        await client.end();
-      },
-    };
+    const scratch = await createScratchDatabase(adminUrl, 'portcullis_test');
+    return { kind: 'postgres', ...scratch, pglite: () => { throw new Error('not a PGlite test database'); } };
   }
 
   const snapshot = process.env.PORTCULLIS_PGLITE_SNAPSHOT;
